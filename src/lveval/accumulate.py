@@ -1,0 +1,108 @@
+"""Precision-recall accumulation: per class (AP-Old, AP-Fixed) and pooled (AP-Pool).
+
+Numerics follow lvis-api/pycocotools ``accumulate`` step for step: cumulative
+TP/FP counts, precision ``tp / (fp + tp + eps)``, precision made monotone from
+the right, then sampled at the 101 recall thresholds with ``side='left'``
+searches (done here on integer TP counts, which is exact and vectorised).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .match import Matching
+from .params import Params
+
+_EPS = np.spacing(1)
+
+
+def recall_steps(rec_thrs: np.ndarray, num_gt: int) -> np.ndarray:
+    """Smallest TP count k with ``k / num_gt >= thr`` (float64, as the references compute recall)."""
+    base = np.floor(rec_thrs * num_gt).astype(np.int64) - 1
+    ks = base[:, None] + np.arange(4)[None, :]
+    ok = (ks.astype(np.float64) / num_gt) >= rec_thrs[:, None]
+    first = np.argmax(ok, axis=1)
+    out = ks[np.arange(len(rec_thrs)), first]
+    out[~ok.any(axis=1)] = num_gt + 1   # never reached: TP counts are at most num_gt
+    return np.maximum(out, 0)
+
+
+def pr_curve(tp: np.ndarray, fp: np.ndarray, num_gt: int, rec_thrs: np.ndarray):
+    """Sampled precision (T, R) and final recall (T,) from boolean TP/FP flags (T, n) in rank order."""
+    T, n = tp.shape
+    R = len(rec_thrs)
+    q = np.zeros((T, R))
+    if n == 0:
+        return q, np.zeros(T)
+    tpi = np.cumsum(tp, axis=1)
+    tp_sum = tpi.astype(np.float64)
+    fp_sum = np.cumsum(fp, axis=1).astype(np.float64)
+    rc_last = tp_sum[:, -1] / num_gt
+    pr = tp_sum / (fp_sum + tp_sum + _EPS)
+    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    steps = recall_steps(rec_thrs, num_gt)
+    # rows are disjoint after adding t * (num_gt + 1): one search for all thresholds
+    off = (np.arange(T, dtype=np.int64) * (num_gt + 1))[:, None]
+    flat = (tpi + off).ravel()
+    want = steps[None, :] + off
+    idx = np.searchsorted(flat, want.ravel(), "left").reshape(T, R) - (np.arange(T) * n)[:, None]
+    valid = idx < n
+    rows = np.broadcast_to(np.arange(T)[:, None], (T, R))
+    q[valid] = pr[rows[valid], idx[valid]]
+    return q, rc_last
+
+
+def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: int,
+              max_rank: int | None = None):
+    """Per-class precision (T, R, K, A) and recall (T, K, A), -1 where a class has no ground truth.
+
+    ``subset``: rows of ``m`` the protocol evaluates; ``max_rank``: keep only the
+    first ``max_rank`` detections of each (image, category) (pycocotools' maxDets).
+    """
+    T, R, A = len(params.iou_thrs), len(params.rec_thrs), len(params.area_rng)
+    precision = -np.ones((T, R, num_cats, A))
+    recall = -np.ones((T, num_cats, A))
+    keep = np.ones(len(m.det), bool) if subset is None else subset.copy()
+    if max_rank is not None:
+        keep &= m.rank < max_rank
+    idx = np.flatnonzero(keep)
+    order = np.lexsort((m.rank[idx], m.img[idx], -m.score[idx], m.cat[idx]))
+    idx = idx[order]
+    cats = m.cat[idx]
+    lo = np.searchsorted(cats, np.arange(num_cats), "left")
+    hi = np.searchsorted(cats, np.arange(num_cats), "right")
+    for k in np.flatnonzero((m.num_gt > 0).any(axis=1)):
+        seg = idx[lo[k]:hi[k]]
+        for a in range(A):
+            ng = int(m.num_gt[k, a])
+            if ng == 0:
+                continue
+            mt, ig = m.flags(a, seg)
+            q, rc = pr_curve(mt & ~ig, ~mt & ~ig, ng, params.rec_thrs)
+            precision[:, :, k, a] = q
+            recall[:, k, a] = rc
+    return precision, recall
+
+
+def pooled(m: Matching, subset: np.ndarray | None, cats: np.ndarray, params: Params):
+    """AP-Pool's precision (T, R) over the categories ``cats`` (area range 'all'); None without GT.
+
+    Detections of all pooled classes are ranked together by descending score;
+    ties follow image id, then category id, then rank inside the group.
+    """
+    in_pool = np.zeros(m.num_gt.shape[0], bool)
+    in_pool[cats] = True
+    ng = int(m.num_gt[in_pool, 0].sum())
+    if ng == 0:
+        return None
+    keep = in_pool[m.cat] if subset is None else (subset & in_pool[m.cat])
+    idx = np.flatnonzero(keep)
+    order = np.lexsort((m.rank[idx], m.cat[idx], m.img[idx], -m.score[idx]))
+    idx = idx[order]
+    T = len(params.iou_thrs)
+    q = np.zeros((T, len(params.rec_thrs)))
+    for t in range(T):   # one threshold at a time bounds memory on large pools
+        bit = m.matched.dtype.type(1) << m.matched.dtype.type(t)
+        mt = (m.matched[0][idx] & bit) != 0
+        ig = (m.ignored[0][idx] & bit) != 0
+        q[t:t + 1], _ = pr_curve((mt & ~ig)[None], (~mt & ~ig)[None], ng, params.rec_thrs)
+    return q

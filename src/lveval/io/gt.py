@@ -1,0 +1,304 @@
+"""Ground truth in COCO or LVIS format, as columnar numpy arrays.
+
+Images and categories are kept sorted by id (the order lvis-api and
+pycocotools evaluate them in); annotations keep file order, which decides
+ties in matching exactly as the references do.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, Notices
+from .jsonfile import loads_any, read_bytes
+
+FREQUENCIES = ("r", "c", "f")
+
+
+@dataclass
+class GroundTruth:
+    """Validated ground truth. ``key`` arrays encode (image, category) as img_idx * n_cats + cat_idx."""
+
+    path: str | None
+    kind: str                      # "lvis" (federated rules) or "coco" (crowd rules)
+    img_ids: np.ndarray            # (I,) int64, sorted
+    img_h: np.ndarray              # (I,) int64
+    img_w: np.ndarray              # (I,) int64
+    cat_ids: np.ndarray            # (K,) int64, sorted
+    cat_names: list
+    cat_freq: np.ndarray           # (K,) '<U1': r/c/f, '' when unknown
+    ann_ids: np.ndarray            # (G,) int64, file order
+    ann_img: np.ndarray            # (G,) image index
+    ann_cat: np.ndarray            # (G,) category index
+    ann_box: np.ndarray            # (G, 4) float64 xywh
+    ann_area: np.ndarray           # (G,) float64, the file's "area"
+    ann_crowd: np.ndarray          # (G,) bool
+    ann_ignore: np.ndarray         # (G,) bool: the rules' ignore flag (COCO: iscrowd; LVIS: "ignore")
+    neg_keys: np.ndarray           # sorted keys verified absent (LVIS)
+    nel_keys: np.ndarray           # sorted keys not exhaustively annotated (LVIS)
+    dataset: dict = field(repr=False, default_factory=dict)
+    notices: Notices = field(default_factory=Notices)
+    _rles: list | None = field(default=None, repr=False)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.img_ids)
+
+    @property
+    def num_categories(self) -> int:
+        return len(self.cat_ids)
+
+    @property
+    def ann_key(self) -> np.ndarray:
+        return self.ann_img * self.num_categories + self.ann_cat
+
+    def image_index(self, image_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map image ids to indices; second value flags ids that are known."""
+        return _lookup(self.img_ids, image_ids)
+
+    def category_index(self, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _lookup(self.cat_ids, cat_ids)
+
+    def freq_groups(self) -> dict:
+        """Category indices of each frequency group r/c/f."""
+        return {f: np.flatnonzero(self.cat_freq == f) for f in FREQUENCIES}
+
+    def rles(self) -> list:
+        """Compressed RLE of every annotation (polygons and uncompressed RLE converted)."""
+        if self._rles is None:
+            self._rles = _annotation_rles(self)
+        return self._rles
+
+
+def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(sorted_ids) == 0:
+        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    idx = np.searchsorted(sorted_ids, ids)
+    idx_c = np.minimum(idx, len(sorted_ids) - 1)
+    ok = sorted_ids[idx_c] == ids
+    return idx_c, ok
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
+    """Load ground truth from a path, a JSON-like dict, or pass a GroundTruth through.
+
+    ``dataset`` forces "lvis" or "coco" rules; by default LVIS rules apply when
+    images carry ``neg_category_ids``/``not_exhaustive_category_ids`` or
+    categories carry ``frequency``.
+    """
+    if isinstance(source, GroundTruth):
+        if dataset and dataset != source.kind:
+            return from_dict(source.dataset, path=source.path, dataset=dataset)
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = str(source)
+        data = loads_any(read_bytes(path), path)
+        return from_dict(data, path=path, dataset=dataset)
+    if isinstance(source, dict):
+        return from_dict(source, path="<ground truth>", dataset=dataset)
+    raise TypeError(f"ground truth must be a path, a dict or a GroundTruth, not {type(source).__name__}")
+
+
+def _records(data: dict, key: str, path: str) -> list:
+    if key not in data:
+        raise InputError(f"missing required key '{key}' at the top level", path=path)
+    recs = data[key]
+    if not isinstance(recs, list):
+        raise InputError(f"expected a list, got {type(recs).__name__}", path=path, field=key)
+    return recs
+
+
+def _check_records(recs: list, section: str, path: str, spec: dict) -> None:
+    """Validate required keys and types of every record; raises on the first bad one."""
+    for i, r in enumerate(recs):
+        if not isinstance(r, dict):
+            raise InputError(f"expected an object, got {type(r).__name__}", path=path,
+                             record=i, field=section)
+        for k, (check, what) in spec.items():
+            if k not in r:
+                raise InputError(f"missing required field", path=path, record=i, field=f"{section}.{k}")
+            if not check(r[k]):
+                raise InputError(f"expected {what}, got {r[k]!r:.60}", path=path, record=i,
+                                 field=f"{section}.{k}")
+
+
+def _int_list(v) -> bool:
+    return isinstance(v, list) and all(_is_int(x) for x in v)
+
+
+def _finite_num(v) -> bool:
+    return _is_num(v) and math.isfinite(v)
+
+
+def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None = None) -> GroundTruth:
+    """Validate a COCO/LVIS dict and convert it to a GroundTruth."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object with images/annotations/categories, got "
+                         f"{type(data).__name__}", path=path)
+    images = _records(data, "images", path)
+    anns = _records(data, "annotations", path)
+    cats = _records(data, "categories", path)
+    if not images:
+        raise InputError("ground truth has no images", path=path, field="images")
+    if not cats:
+        raise InputError("ground truth has no categories", path=path, field="categories")
+    notices = Notices()
+
+    _check_records(images, "images", path, {
+        "id": (_is_int, "an integer id"),
+        "height": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+        "width": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    })
+    _check_records(cats, "categories", path, {"id": (_is_int, "an integer id")})
+    _check_records(anns, "annotations", path, {
+        "id": (_is_int, "an integer id"),
+        "image_id": (_is_int, "an integer image id"),
+        "category_id": (_is_int, "an integer category id"),
+        "bbox": (lambda v: isinstance(v, list) and len(v) == 4 and all(_finite_num(x) for x in v),
+                 "a list of 4 finite numbers [x, y, w, h]"),
+        "area": (lambda v: _finite_num(v) and v >= 0, "a non-negative number"),
+    })
+
+    if dataset not in (None, "lvis", "coco"):
+        raise ValueError(f"dataset must be 'lvis' or 'coco', not {dataset!r}")
+    looks_lvis = any(("neg_category_ids" in im or "not_exhaustive_category_ids" in im) for im in images) \
+        or any("frequency" in c for c in cats)
+    kind = dataset or ("lvis" if looks_lvis else "coco")
+
+    img_ids = np.array([im["id"] for im in images], dtype=np.int64)
+    order = np.argsort(img_ids, kind="stable")
+    s = img_ids[order]
+    dup = np.flatnonzero(s[1:] == s[:-1])
+    if len(dup):
+        rec = int(order[dup[0] + 1])
+        raise InputError(f"duplicate image id {int(s[dup[0]])}", path=path, record=rec, field="images.id")
+    img_ids = s
+    img_h = np.array([images[i]["height"] for i in order], dtype=np.int64)
+    img_w = np.array([images[i]["width"] for i in order], dtype=np.int64)
+
+    cat_ids = np.array([c["id"] for c in cats], dtype=np.int64)
+    corder = np.argsort(cat_ids, kind="stable")
+    cs = cat_ids[corder]
+    dup = np.flatnonzero(cs[1:] == cs[:-1])
+    if len(dup):
+        raise InputError(f"duplicate category id {int(cs[dup[0]])}", path=path,
+                         record=int(corder[dup[0] + 1]), field="categories.id")
+    cat_ids = cs
+    cat_names = [str(cats[i].get("name", cats[i]["id"])) for i in corder]
+    freq = []
+    for i in corder:
+        f = cats[i].get("frequency", "")
+        if kind == "lvis" and f not in FREQUENCIES:
+            raise InputError(f"LVIS rules need a frequency 'r', 'c' or 'f', got {f!r}", path=path,
+                             record=int(i), field="categories.frequency")
+        freq.append(f if f in FREQUENCIES else "")
+    cat_freq = np.array(freq, dtype="<U1")
+
+    n_cat = len(cat_ids)
+    ann_ids = np.array([a["id"] for a in anns], dtype=np.int64)
+    if len(ann_ids):
+        ao = np.argsort(ann_ids, kind="stable")
+        sa = ann_ids[ao]
+        dup = np.flatnonzero(sa[1:] == sa[:-1])
+        if len(dup):
+            raise InputError(f"duplicate annotation id {int(sa[dup[0]])}", path=path,
+                             record=int(ao[dup[0] + 1]), field="annotations.id")
+    a_img, ok = _lookup(img_ids, np.array([a["image_id"] for a in anns], dtype=np.int64))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise InputError(f"unknown image_id {anns[i]['image_id']} (not in images)", path=path,
+                         record=i, field="annotations.image_id")
+    a_cat, ok = _lookup(cat_ids, np.array([a["category_id"] for a in anns], dtype=np.int64))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise InputError(f"unknown category_id {anns[i]['category_id']} (not in categories)",
+                         path=path, record=i, field="annotations.category_id")
+    box = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+    bad = np.flatnonzero((box[:, 2] < 0) | (box[:, 3] < 0))
+    if len(bad):
+        raise InputError("bbox width and height must be >= 0", path=path, record=int(bad[0]),
+                         field="annotations.bbox")
+    area = np.array([a["area"] for a in anns], dtype=np.float64)
+    crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
+    if kind == "coco":
+        ignore = crowd.copy()           # pycocotools: ignore = iscrowd
+    else:
+        ignore = np.array([bool(a.get("ignore", 0)) for a in anns], dtype=bool)
+        crowd = np.zeros(len(anns), bool)   # lvis-api evaluates every annotation as non-crowd
+
+    for i, a in enumerate(anns):
+        seg = a.get("segmentation")
+        if isinstance(seg, list):
+            for poly in seg:
+                if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+                    raise InputError("polygon needs at least 3 points (6 numbers, an even count)",
+                                     path=path, record=i, field="annotations.segmentation")
+
+    neg, nel = [], []
+    missing_fed = 0
+    for ii, i in enumerate(order):
+        im = images[i]
+        if kind == "lvis" and ("neg_category_ids" not in im or "not_exhaustive_category_ids" not in im):
+            missing_fed += 1
+        for name, out in (("neg_category_ids", neg), ("not_exhaustive_category_ids", nel)):
+            v = im.get(name, [])
+            if not _int_list(v):
+                raise InputError("expected a list of integer category ids", path=path, record=int(i),
+                                 field=f"images.{name}")
+            if v:
+                ci, okc = _lookup(cat_ids, np.array(v, dtype=np.int64))
+                if not okc.all():
+                    notices.skip(f"images.{name}: unknown category ids", int((~okc).sum()))
+                out.append(ii * n_cat + ci[okc])
+    if missing_fed:
+        notices.warn(f"{missing_fed} images lack neg_category_ids/not_exhaustive_category_ids; "
+                     "treated as empty lists")
+    neg_keys = np.unique(np.concatenate(neg)) if neg else np.zeros(0, np.int64)
+    nel_keys = np.unique(np.concatenate(nel)) if nel else np.zeros(0, np.int64)
+
+    return GroundTruth(path=path, kind=kind, img_ids=img_ids, img_h=img_h, img_w=img_w,
+                       cat_ids=cat_ids, cat_names=cat_names, cat_freq=cat_freq,
+                       ann_ids=ann_ids, ann_img=a_img.astype(np.int64), ann_cat=a_cat.astype(np.int64),
+                       ann_box=box, ann_area=area, ann_crowd=crowd, ann_ignore=ignore,
+                       neg_keys=neg_keys.astype(np.int64), nel_keys=nel_keys.astype(np.int64),
+                       dataset=data, notices=notices)
+
+
+def _annotation_rles(gt: GroundTruth) -> list:
+    """Convert every annotation's segmentation to compressed RLE, as the references do."""
+    from pycocotools import mask as mask_utils
+
+    anns = gt.dataset["annotations"]
+    out = []
+    for i, a in enumerate(anns):
+        seg = a.get("segmentation")
+        ii = gt.ann_img[i]
+        h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
+        if seg is None or (isinstance(seg, list) and not seg):
+            raise InputError("segm evaluation needs a segmentation on every annotation",
+                             path=gt.path, record=i, field="annotations.segmentation")
+        if isinstance(seg, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+            if list(seg["size"]) != [h, w]:
+                raise InputError(f"RLE size {seg['size']} does not match the image ({h}x{w})",
+                                 path=gt.path, record=i, field="annotations.segmentation.size")
+            rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
+        else:
+            raise InputError("expected polygons or an RLE {size, counts}", path=gt.path, record=i,
+                             field="annotations.segmentation")
+        out.append(rle)
+    return out

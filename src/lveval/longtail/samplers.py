@@ -1,0 +1,157 @@
+"""Image samplers compared in Dave et al. 2021, Table 5c.
+
+All three yield indices into ``dataset['images']`` of a COCO/LVIS-format
+dict and are reproducible: the order depends only on ``seed`` and the epoch
+set with :meth:`set_epoch` (the ``torch.utils.data.DistributedSampler``
+convention: the generator is seeded with ``seed + epoch``).
+
+* :class:`UniformSampler` -- a random permutation of all images.
+* :class:`ClassAwareSampler` -- pick a class uniformly, then an image
+  containing it uniformly (Shen et al., "Relay Backpropagation", ECCV 2016).
+* :class:`RepeatFactorSampler` -- repeat-factor sampling (Gupta et al.,
+  "LVIS", CVPR 2019): r(c) = max(1, sqrt(t / f(c))), r(I) = max over I's
+  classes, with stochastic rounding of r(I) each epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from .stats import ClassStats, image_category_sets
+
+#: Repeat-factor threshold t of the LVIS paper (also Dave et al.'s setup).
+RFS_THRESHOLD = 1e-3
+
+
+def category_repeat_factors(image_frequency: np.ndarray, threshold: float = RFS_THRESHOLD) -> np.ndarray:
+    """r(c) = max(1, sqrt(t / f(c))) for image frequencies f(c) > 0 (f(c) = 0 gives inf)."""
+    freq = np.asarray(image_frequency, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.maximum(1.0, np.sqrt(threshold / freq))
+
+
+def image_repeat_factors(
+    dataset: Mapping[str, Any],
+    threshold: float = RFS_THRESHOLD,
+    category_frequency: Mapping[int, float] | None = None,
+) -> np.ndarray:
+    """r(I) = max over the classes in image I of r(c); 1 for images without annotations.
+
+    ``category_frequency`` maps category id -> f(c); by default f(c) is the
+    fraction of ``dataset``'s images that contain c.
+    """
+    if category_frequency is None:
+        stats = ClassStats.from_dataset(dataset)
+        category_frequency = dict(zip(stats.ids.tolist(), stats.image_frequency.tolist()))
+    ids = list(category_frequency)
+    per_class = dict(zip(ids, category_repeat_factors(np.array([category_frequency[c] for c in ids]), threshold)))
+    return np.array([max((per_class[c] for c in cats), default=1.0) for cats in image_category_sets(dataset)])
+
+
+class EpochSampler(Sampler[int]):
+    """Base: a seed and an epoch that together fix the sampling order."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose (reproducible) order ``__iter__`` yields next."""
+        self.epoch = int(epoch)
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
+
+
+class UniformSampler(EpochSampler):
+    """Every image once per epoch, in random order."""
+
+    def __init__(self, dataset: Mapping[str, Any], seed: int = 0):
+        super().__init__(seed)
+        self.num_images = len(dataset["images"])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.num_images, generator=self._generator()).tolist())
+
+    def __len__(self) -> int:
+        return self.num_images
+
+
+class ClassAwareSampler(EpochSampler):
+    """Draw a class uniformly among classes with images, then one of its images uniformly.
+
+    ``num_samples`` (draws per epoch) defaults to the number of images.
+    """
+
+    def __init__(self, dataset: Mapping[str, Any], num_samples: int | None = None, seed: int = 0):
+        super().__init__(seed)
+        by_class: dict[int, list[int]] = {}
+        for index, cats in enumerate(image_category_sets(dataset)):
+            for c in cats:
+                by_class.setdefault(c, []).append(index)
+        if not by_class:
+            raise ValueError("class-aware sampling needs at least one annotated image")
+        self.category_ids = sorted(by_class)
+        lists = [by_class[c] for c in self.category_ids]
+        self._counts = torch.tensor([len(x) for x in lists])
+        self._offsets = torch.cumsum(self._counts, 0) - self._counts
+        self._images = torch.tensor([i for x in lists for i in x])
+        self.num_samples = len(dataset["images"]) if num_samples is None else int(num_samples)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This epoch's (class positions in ``category_ids``, image indices)."""
+        g = self._generator()
+        classes = torch.randint(len(self.category_ids), (self.num_samples,), generator=g)
+        counts = self._counts[classes]
+        within = (torch.rand(self.num_samples, generator=g, dtype=torch.float64) * counts).long()
+        within = torch.minimum(within, counts - 1)
+        return classes, self._images[self._offsets[classes] + within]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.sample()[1].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class RepeatFactorSampler(EpochSampler):
+    """Repeat each image r(I) times per epoch, rounding r(I) stochastically, then shuffle.
+
+    An image with r(I) = 2.3 appears 2 times plus once more with probability
+    0.3, so its expected count per epoch is exactly r(I).  The epoch length
+    therefore varies; ``len()`` reports the current epoch's.
+    """
+
+    def __init__(
+        self,
+        dataset: Mapping[str, Any],
+        threshold: float = RFS_THRESHOLD,
+        category_frequency: Mapping[int, float] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(seed)
+        self.repeat_factors = torch.from_numpy(image_repeat_factors(dataset, threshold, category_frequency))
+        self._cached: tuple[int, int, list[int]] | None = None
+
+    def indices(self) -> list[int]:
+        """This epoch's image indices (cached per seed and epoch)."""
+        key = (self.seed, self.epoch)
+        if self._cached is None or self._cached[:2] != key:
+            g = self._generator()
+            whole = torch.floor(self.repeat_factors)
+            extra = torch.rand(len(whole), generator=g, dtype=torch.float64) < (self.repeat_factors - whole)
+            repeats = (whole + extra).long()
+            order = torch.repeat_interleave(torch.arange(len(whole)), repeats)
+            order = order[torch.randperm(len(order), generator=g)]
+            self._cached = (*key, order.tolist())
+        return self._cached[2]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())
+
+    def __len__(self) -> int:
+        return len(self.indices())

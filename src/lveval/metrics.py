@@ -1,0 +1,233 @@
+"""The three protocols and their summaries: AP-Old, AP-Fixed and AP-Pool.
+
+``evaluate`` loads, selects, matches once and accumulates every requested
+protocol from that one matching pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import __version__
+from .accumulate import per_class, pooled
+from .errors import Notices
+from .io.gt import FREQUENCIES, GroundTruth, load_gt
+from .io.results import Detections, bind, load_results
+from .match import Matching, match
+from .params import AREA_LABELS, Params
+from .select import cap_per_image, federated_mask, rank_within, top_k_per_class
+
+PROTOCOLS = ("old", "fixed", "pooled")
+POOLS = ("all",) + FREQUENCIES
+
+
+def _mean_valid(s: np.ndarray) -> float:
+    v = s[s > -1]
+    return float(np.mean(v)) if v.size else -1.0
+
+
+def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: GroundTruth,
+              recall_by_max_dets: dict | None = None) -> dict:
+    """lvis-api's / pycocotools' summary figures from precision (T,R,K,A) and recall (T,K,A)."""
+    thr = params.iou_thrs
+    out = {}
+    out["AP"] = _mean_valid(precision[:, :, :, 0])
+    for name, t in (("AP50", 0.5), ("AP75", 0.75)):
+        out[name] = _mean_valid(precision[np.where(t == thr)[0]][:, :, :, 0])
+    for a, lbl in enumerate(AREA_LABELS[1:], 1):
+        out["AP" + lbl[0]] = _mean_valid(precision[:, :, :, a])
+    if gt.kind == "lvis":
+        for f, cats in gt.freq_groups().items():
+            out["AP" + f] = _mean_valid(precision[:, :, cats, 0])
+    if recall_by_max_dets:
+        for md, rec in recall_by_max_dets.items():
+            out[f"AR{md}"] = _mean_valid(rec[:, :, 0])
+    out["AR"] = _mean_valid(recall[:, :, 0])
+    for a, lbl in enumerate(AREA_LABELS[1:], 1):
+        out["AR" + lbl[0]] = _mean_valid(recall[:, :, a])
+    return out
+
+
+def summarize_pooled(curves: dict, params: Params) -> dict:
+    """AP-Pool figures (AP, AP50, AP75 over all classes; APr/c/f over each frequency pool)."""
+    thr = params.iou_thrs
+    out = {}
+    q = curves.get("all")
+    out["AP"] = -1.0 if q is None else float(np.mean(q))
+    for name, t in (("AP50", 0.5), ("AP75", 0.75)):
+        tidx = np.where(t == thr)[0]
+        out[name] = -1.0 if q is None or not len(tidx) else float(np.mean(q[tidx]))
+    for f in FREQUENCIES:
+        if f in curves:
+            qf = curves[f]
+            out["AP" + f] = -1.0 if qf is None else float(np.mean(qf))
+    return out
+
+
+@dataclass
+class EvalResult:
+    """Figures of one evaluation; ``to_dict()`` is what ``lveval evaluate --json`` writes."""
+
+    params: Params
+    gt: GroundTruth = field(repr=False)
+    old: dict | None = None
+    fixed: dict | None = None
+    pooled: dict | None = None
+    per_class: list = field(default_factory=list)
+    notices: Notices = field(default_factory=Notices)
+    inputs: dict = field(default_factory=dict)
+    precision: dict = field(default_factory=dict, repr=False)   # protocol -> (T, R, K, A)
+    recall: dict = field(default_factory=dict, repr=False)      # protocol -> (T, K, A)
+    pooled_precision: dict = field(default_factory=dict, repr=False)  # pool -> (T, R) or None
+    matching: Matching | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {}
+        for p in PROTOCOLS:
+            v = getattr(self, p)
+            if v is not None:
+                d[p] = v
+        d["per_class"] = self.per_class
+        d["params"] = self.params.to_dict()
+        d["skipped"] = dict(sorted(self.notices.skipped.items()))
+        d["flagged"] = dict(sorted(self.notices.flagged.items()))
+        d["warnings"] = list(self.notices.warnings)
+        d["inputs"] = self.inputs
+        d["lveval_version"] = __version__
+        return d
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+def file_digest(source) -> str | None:
+    """sha256 of an input file (recorded in outputs for reproducibility)."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        h = hashlib.sha256()
+        with open(source, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        return "sha256:" + h.hexdigest()
+    return None
+
+
+class Evaluator:
+    """Shared state of one evaluation: bound detections, selections and one matching pass.
+
+    The analyses (cap sweeps, re-ranking, subsets) reuse ``matching_for`` so a
+    sweep costs one match plus cheap accumulations.
+    """
+
+    def __init__(self, gt: GroundTruth, dets: Detections, params: Params):
+        self.gt, self.dets, self.params = gt, dets, params
+        self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
+
+    def old_selection(self, n: int | None = None) -> np.ndarray:
+        n = self.params.max_dets_per_image if n is None else n
+        d = self.dets
+        if self.gt.kind == "coco":   # pycocotools caps per image and category
+            return rank_within(d.img_idx * self.gt.num_categories + d.cat_idx, d.score) < n
+        return cap_per_image(d.img_idx, d.score, n)
+
+    def fixed_selection(self, k: int | None = None) -> np.ndarray:
+        k = self.params.max_dets_per_class if k is None else k
+        return top_k_per_class(self.dets.cat_idx, self.dets.score, k)
+
+    def matching_for(self, selection: np.ndarray) -> Matching:
+        return match(self.gt, self.dets, np.flatnonzero(selection & self.fed), self.params)
+
+    def accumulate(self, m: Matching, selection: np.ndarray | None):
+        sub = None if selection is None else selection[m.det]
+        return per_class(m, sub, self.params, self.gt.num_categories)
+
+    def summarize_selection(self, m: Matching, selection: np.ndarray | None, coco_ar: bool = False):
+        prec, rec = self.accumulate(m, selection)
+        by_md = None
+        if coco_ar and self.gt.kind == "coco":
+            by_md = {}
+            sub = None if selection is None else selection[m.det]
+            for md in self.params.coco_max_dets[:-1]:
+                _, r = per_class(m, sub, self.params, self.gt.num_categories, max_rank=md)
+                by_md[md] = r
+        return summarize(prec, rec, self.params, self.gt, by_md), prec, rec
+
+    def pooled_curves(self, m: Matching, selection: np.ndarray | None) -> dict:
+        sub = None if selection is None else selection[m.det]
+        pools = {"all": np.arange(self.gt.num_categories)}
+        if self.gt.kind == "lvis":
+            pools.update(self.gt.freq_groups())
+        return {name: pooled(m, sub, cats, self.params) for name, cats in pools.items()}
+
+
+def _per_class_table(gt: GroundTruth, dets: Detections, m: Matching | None, result: EvalResult) -> list:
+    K = gt.num_categories
+    num_dets = np.bincount(dets.cat_idx, minlength=K) if len(dets) else np.zeros(K, np.int64)
+    num_gt = m.num_gt[:, 0] if m is not None else np.bincount(gt.ann_cat[~gt.ann_ignore], minlength=K)
+    rows = []
+    aps = {}
+    for p in ("old", "fixed"):
+        if p in result.precision:
+            pr = result.precision[p][:, :, :, 0]
+            valid = (pr > -1).all(axis=(0, 1))
+            aps[p] = np.where(valid, pr.mean(axis=(0, 1)), -1.0)
+    for k in range(K):
+        r = {"category_id": int(gt.cat_ids[k]), "name": gt.cat_names[k], "frequency": str(gt.cat_freq[k]),
+             "num_gt": int(num_gt[k]), "num_dets": int(num_dets[k])}
+        for p in ("old", "fixed"):
+            if p in aps:
+                r["AP_" + p] = float(aps[p][k])
+        rows.append(r)
+    return rows
+
+
+def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
+             protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
+             max_dets_per_class: int = 10_000, dataset: str | None = None,
+             on_unknown_image: str = "error", on_unknown_category: str = "error") -> EvalResult:
+    """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
+
+    ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
+    .jsonl, .parquet), list of result dicts, dict of columns, or Detections.
+    Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
+    """
+    protocols = tuple(protocols)
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    g = load_gt(gt, dataset=dataset)
+    params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
+                    max_dets_per_class=max_dets_per_class)
+    raw = load_results(results)
+    dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
+                on_unknown_category=on_unknown_category)
+    notices = Notices()
+    notices.merge(g.notices)
+    notices.merge(dets.notices)
+    ev = Evaluator(g, dets, params)
+    sel_old = ev.old_selection() if "old" in protocols else np.zeros(len(dets), bool)
+    need_fixed = "fixed" in protocols or "pooled" in protocols
+    sel_fixed = ev.fixed_selection() if need_fixed else np.zeros(len(dets), bool)
+    m = ev.matching_for(sel_old | sel_fixed)
+    res = EvalResult(params=params, gt=g, notices=notices, matching=m,
+                     inputs={"gt": file_digest(gt) if not isinstance(gt, (dict, GroundTruth)) else None,
+                             "results": file_digest(results) if isinstance(results, (str, os.PathLike)) else None})
+    if "old" in protocols:
+        res.old, res.precision["old"], res.recall["old"] = ev.summarize_selection(m, sel_old, coco_ar=True)
+    if "fixed" in protocols:
+        res.fixed, res.precision["fixed"], res.recall["fixed"] = ev.summarize_selection(m, sel_fixed)
+        K = params.max_dets_per_class
+        counts = np.bincount(dets.cat_idx, minlength=g.num_categories)
+        short = int((counts < K).sum())
+        if short and K >= 0:
+            notices.warn(f"{short} of {g.num_categories} classes have fewer than {K} detections; "
+                         f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
+                         "threshold and raise its per-image output)")
+    if "pooled" in protocols:
+        res.pooled_precision = ev.pooled_curves(m, sel_fixed)
+        res.pooled = summarize_pooled(res.pooled_precision, params)
+    res.per_class = _per_class_table(g, dets, m, res)
+    return res
