@@ -88,6 +88,7 @@ class DetectorModel:
     loc_sigma: float = 0.07  # relative jitter of a found object's best box
     loc_sigma_spread: float = 0.6  # log-normal spread of that jitter
     loc_score_penalty: float = 6.0  # logit lost per unit of relative jitter
+    size_score_slope: float = 0.0  # logit gained per unit of ln(sqrt(area)) above the median object
     dup_mean: float = 1.5  # extra, worse boxes per found object
     dup_sigma: float = 0.25
     dup_logit: float = -2.0
@@ -343,7 +344,8 @@ def generate_detections(gt: GroundTruth, cats: Categories, model: DetectorModel,
     sigma = model.loc_sigma * np.exp(rng.normal(0, model.loc_sigma_spread, h_img.size))
     add(h_img, h_cat, _jitter(rng, h_box, sigma, W_img[h_img], H_img[h_img]),
         model.tp_logit + logit_offset[h_cat] + rng.normal(0, model.tp_logit_std, h_img.size)
-        - model.loc_score_penalty * sigma)
+        - model.loc_score_penalty * sigma
+        + model.size_score_slope * (0.5 * np.log(h_box[:, 2] * h_box[:, 3]) - GroundTruthModel.log_side_mean))
     n_dup = rng.poisson(model.dup_mean, h_img.size)
     d_src = np.repeat(np.arange(h_img.size), n_dup)
     d_img, d_cat = h_img[d_src], h_cat[d_src]

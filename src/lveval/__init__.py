@@ -1,6 +1,11 @@
 """lveval: exact, fast evaluation of large-vocabulary object detectors."""
 __version__ = "0.1.0"
 
+import logging as _logging
+
+# A library does not print: notices are collected on results and printed by the CLI.
+_logging.getLogger("lveval").addHandler(_logging.NullHandler())
+
 import os as _os
 
 DEFAULT_GT = _os.path.join(_os.path.dirname(__file__), "data", "lvis_v0.5_val_100.json")

@@ -46,7 +46,8 @@ class Params:
         if self.max_dets_per_image is None:
             self.max_dets_per_image = 300 if self.dataset == "lvis" else self.coco_max_dets[-1]
         if self.dataset == "coco":
-            self.coco_max_dets = tuple(sorted(set(self.coco_max_dets[:-1]) | {self.max_dets_per_image}))
+            n = self.max_dets_per_image
+            self.coco_max_dets = tuple(m for m in self.coco_max_dets[:-1] if m < n) + (n,)
 
     def to_dict(self) -> dict:
         return {"iou_type": self.iou_type, "dataset": self.dataset,

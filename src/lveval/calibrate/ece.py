@@ -144,7 +144,7 @@ def reliability_diagram(
     calibrations of the same detections (e.g. uncalibrated vs. Platt) on one
     figure.  Top panel: positive frequency per bin against the bin's mean
     score, the identity line, and the ECE in the legend; bottom panel: number
-    of samples per bin (log scale).  Uses matplotlib's Agg backend, so it needs
+    of samples per bin (log scale when counts span a wide range).  Uses matplotlib's Agg backend, so it needs
     no display.
     """
     import matplotlib
@@ -186,16 +186,21 @@ def reliability_diagram(
         axc.bar(edges[:-1] + i * sub, st.counts, width=sub, align="edge", color=color, alpha=0.8,
                 edgecolor="black", linewidth=0.4, label=name if k > 1 else None)
     ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
     ax.set_ylabel("fraction of true positives")
     ax.set_title(title or "Reliability diagram")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    ax.legend(loc="best", fontsize=9, framealpha=0.9)
     ax.tick_params(labelbottom=False)
     axc.set_xlabel(f"confidence score ({n_bins} equal-width bins)")
     axc.set_ylabel("detections per bin")
-    if any(st.counts.max() > 0 for st in stats.values()):
+    positive = np.concatenate([st.counts[st.counts > 0] for st in stats.values()])
+    if positive.size and positive.max() > 50 * positive.min():  # log only for a wide range
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         axc.set_yscale("log")
+        axc.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axc.yaxis.set_minor_formatter(NullFormatter())
     axc.grid(True, axis="y", alpha=0.3)
     if k > 1:
         axc.legend(loc="upper center", fontsize=8, ncol=min(k, 4), framealpha=0.9)

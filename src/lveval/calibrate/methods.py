@@ -22,8 +22,9 @@ Conventions shared by every method
   0 or 1 map to logits of about -36.0 / +36.0 instead of infinities.
 * ``predict(scores, keep_rank=True)`` finally applies :func:`keep_rank`, which
   breaks the ties that binning methods create while preserving each tied
-  group's mean.  Maps that are already strictly monotone are left unchanged,
-  since they produce no ties (except for equal inputs, which stay equal).
+  group's mean.  Strictly monotone maps (Platt, beta, temperature) are in
+  effect left unchanged: they create no ties, equal inputs stay equal, and only
+  outputs closer than ``rank_tol`` (1e-12) are re-spread in input order.
 * Degenerate training data always yields finite outputs in [0, 1]; each class
   documents what it does for all-0 / all-1 labels, a single sample or
   constant scores.
@@ -63,6 +64,9 @@ EPS: float = float(np.finfo(np.float64).eps)
 
 #: Default fraction of the half-gap to neighbouring groups used by :func:`keep_rank`.
 DEFAULT_RANK_SPREAD: float = 0.5
+
+#: Default tolerance below which :func:`keep_rank` treats calibrated values as tied.
+DEFAULT_RANK_TOL: float = 1e-12
 
 _FORMAT_VERSION = 1
 
@@ -141,7 +145,12 @@ def _ints(a: Any) -> list[int]:
 # ----------------------------------------------------------------------------
 
 
-def keep_rank(original_scores: Any, calibrated: Any, spread: float = DEFAULT_RANK_SPREAD) -> np.ndarray:
+def keep_rank(
+    original_scores: Any,
+    calibrated: Any,
+    spread: float = DEFAULT_RANK_SPREAD,
+    tol: float = DEFAULT_RANK_TOL,
+) -> np.ndarray:
     """Break ties in ``calibrated`` by the original scores, preserving every tie group's mean.
 
     Binning calibrators (histogram, BBQ, isotonic) send many raw scores to one
@@ -149,34 +158,42 @@ def keep_rank(original_scores: Any, calibrated: Any, spread: float = DEFAULT_RAN
     classes it creates large blocks of tied scores in AP-Pool.  This function
     restores a strict order inside each block without moving the block.
 
-    Construction.  Let ``v_1 < ... < v_K`` be the distinct calibrated values
-    (groups), with virtual neighbours ``v_0 = 0`` and ``v_{K+1} = 1``.  Group k
-    may use the half-gap ``h_k = min(v_k - v_{k-1}, v_{k+1} - v_k) / 2`` (the
-    distance to the nearer midpoint between it and a neighbour).  For member i
-    with original score ``s_i``, group mean original score ``m_k`` and largest
-    absolute deviation ``D_k = max_j |s_j - m_k|``::
+    Construction.  Sort the distinct calibrated values and cut them into
+    groups wherever two consecutive values differ by more than ``tol``
+    (default 1e-12; so values equal up to floating-point noise, as produced by
+    BBQ's weighted sums, form one group; ``tol=0`` groups exactly equal values
+    only).  Group k has members with values in ``[lo_k, hi_k]`` and mean value
+    ``v_k``.  Put virtual neighbours at 0 and 1 and the group boundaries
+    halfway between neighbouring groups, ``L_k = (hi_{k-1} + lo_k) / 2`` and
+    ``U_k = (hi_k + lo_{k+1}) / 2``; the group may use the half-gap
+    ``h_k = min(v_k - L_k, U_k - v_k)``.  For member i with original score
+    ``s_i``, group mean original score ``m_k`` and largest absolute deviation
+    ``D_k = max_j |s_j - m_k|``::
 
         out_i = v_k + spread * h_k * (s_i - m_k) / D_k        (out_i = v_k if D_k == 0)
 
-    Consequences: (1) the group mean is exactly ``v_k`` because the deviations
-    sum to zero; (2) inside a group the output is an increasing affine function
-    of the original score, so distinct originals become strictly ordered and
-    equal originals stay equal; (3) every output lies within
-    ``v_k +/- spread * h_k``, strictly inside the midpoints to the neighbouring
-    groups for ``spread < 1``, so groups stay separated and keep their order,
-    and the outputs stay in [0, 1].  A group whose value is exactly 0 or 1 has
-    ``h_k = 0`` and cannot be spread: a mean of 0 (or 1) inside [0, 1] forces
-    all members to 0 (or 1).  The map is strictly monotone overall when the
-    calibration map was non-decreasing; for non-monotone maps (histogram
-    frequencies need not increase) only the order inside each group is
-    restored.  The result depends on the batch passed in (groups and
-    neighbours are those present in ``calibrated``), so call it once per class
-    on all of that class's detections.
+    Consequences: (1) the group mean is exactly ``v_k`` (the deviations sum to
+    zero), so with exact ties each member's mean calibrated score is kept;
+    (2) inside a group the output is an increasing affine function of the
+    original score, so distinct originals become strictly ordered and equal
+    originals stay equal; (3) every output lies within ``v_k +/- spread * h_k``,
+    strictly inside the midpoints to the neighbouring groups for
+    ``spread < 1``, so groups stay separated and keep their order, and outputs
+    stay in [0, 1].  A group whose value is exactly 0 or 1 has ``h_k = 0`` and
+    cannot be spread: a mean of 0 (or 1) inside [0, 1] forces all members to 0
+    (or 1).  The result is strictly monotone overall when the calibration map
+    was non-decreasing; for non-monotone maps (histogram frequencies need not
+    increase) only the order inside each group is restored.  It depends on the
+    batch passed in (groups and neighbours are those present in
+    ``calibrated``), so call it once per class on all of that class's
+    detections.  Spreads below float64 resolution (about 1e-16) cannot be
+    represented.
 
     Args:
         original_scores: raw scores, same length as ``calibrated``.
         calibrated: calibrated scores in [0, 1].
         spread: fraction in [0, 1) of the half-gap a group may occupy; 0 disables it.
+        tol: values closer than this (chained) count as one group.
     """
     s = np.asarray(original_scores, dtype=np.float64)
     c = np.asarray(calibrated, dtype=np.float64)
@@ -184,23 +201,35 @@ def keep_rank(original_scores: Any, calibrated: Any, spread: float = DEFAULT_RAN
         raise ValueError("original_scores and calibrated must be 1-D arrays of the same length")
     if not (0.0 <= spread < 1.0):
         raise ValueError("spread must be in [0, 1)")
+    if tol < 0.0:
+        raise ValueError("tol must be >= 0")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(c))):
         raise ValueError("keep_rank needs finite inputs")
     if c.size and (c.min() < 0.0 or c.max() > 1.0):
         raise ValueError("calibrated scores must lie in [0, 1]")
     if c.size < 2 or spread == 0.0:
         return c.copy()
-    values, inverse, counts = np.unique(c, return_inverse=True, return_counts=True)
-    lower = np.concatenate(([0.0], values[:-1]))
-    upper = np.concatenate((values[1:], [1.0]))
-    half_gap = 0.5 * np.minimum(values - lower, upper - values)
-    mean_s = np.bincount(inverse, weights=s, minlength=values.size) / counts
+    uniq, uinv = np.unique(c, return_inverse=True)
+    group_of_uniq = np.concatenate(([0], np.cumsum(np.diff(uniq) > tol)))
+    inverse = group_of_uniq[uinv]
+    n_groups = int(group_of_uniq[-1]) + 1
+    counts = np.bincount(inverse, minlength=n_groups)
+    first = np.searchsorted(group_of_uniq, np.arange(n_groups), side="left")
+    last = np.searchsorted(group_of_uniq, np.arange(n_groups), side="right") - 1
+    lo, hi = uniq[first], uniq[last]
+    value = np.bincount(inverse, weights=c, minlength=n_groups) / counts
+    if n_groups:  # exact ties: use the shared value itself, not a recomputed mean
+        value = np.where(lo == hi, lo, np.clip(value, lo, hi))
+    lower = 0.5 * (np.concatenate(([0.0], hi[:-1])) + lo)
+    upper = 0.5 * (hi + np.concatenate((lo[1:], [1.0])))
+    half_gap = np.maximum(np.minimum(value - lower, upper - value), 0.0)
+    mean_s = np.bincount(inverse, weights=s, minlength=n_groups) / counts
     dev = s - mean_s[inverse]
-    max_dev = np.zeros(values.size)
+    max_dev = np.zeros(n_groups)
     np.maximum.at(max_dev, inverse, np.abs(dev))
     safe = np.where(max_dev > 0.0, max_dev, 1.0)
     scale = np.where(max_dev > 0.0, spread * half_gap / safe, 0.0)
-    out = c + scale[inverse] * dev
+    out = np.where(max_dev[inverse] > 0.0, value[inverse] + scale[inverse] * dev, c)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -238,13 +267,19 @@ class Calibrator:
         self._fitted = True
         return self
 
-    def predict(self, scores: Any, keep_rank: bool = True, rank_spread: float = DEFAULT_RANK_SPREAD) -> np.ndarray:
+    def predict(
+        self,
+        scores: Any,
+        keep_rank: bool = True,
+        rank_spread: float = DEFAULT_RANK_SPREAD,
+        rank_tol: float = DEFAULT_RANK_TOL,
+    ) -> np.ndarray:
         """Calibrated scores in [0, 1]; with ``keep_rank`` ties are broken by :func:`keep_rank`."""
         self._check_fitted()
         s = _as_scores(scores)
         p = np.clip(self._predict(s), 0.0, 1.0)
         if keep_rank:
-            p = _keep_rank(s, p, spread=rank_spread)
+            p = _keep_rank(s, p, spread=rank_spread, tol=rank_tol)
         return p
 
     @property
@@ -392,9 +427,13 @@ def bbq_bin_range(n_samples: int, factor: float = 10.0) -> tuple[int, int]:
 
     Naeini et al. (AAAI 2015) use ``N^(1/3)/C .. C * N^(1/3)`` with C = 10;
     netcal additionally caps at N/5 so bins are not almost empty.  At least one
-    model (one bin) is always used.
+    model (one bin) is always used.  Perfect cubes get their exact integer
+    root (``1e6 ** (1/3)`` is 99.999... in floating point; netcal keeps that
+    rounding, so its lower bound differs by one bin for such N).
     """
     root = float(n_samples) ** (1.0 / 3.0)
+    if round(root) ** 3 == n_samples:
+        root = float(round(root))
     lo = max(1, int(math.floor(root / factor)))
     hi = int(min(math.ceil(n_samples / 5.0), math.ceil(root * factor)))
     return lo, max(lo, hi)

@@ -1,0 +1,38 @@
+"""Plain-text tables of evaluation figures for the terminal."""
+from __future__ import annotations
+
+OLD_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
+POOL_KEYS = ("AP", "AP50", "AP75", "APr", "APc", "APf")
+
+
+def fmt(v) -> str:
+    return "   -  " if v is None or v < 0 else f"{100 * v:6.2f}"
+
+
+def protocol_table(result) -> str:
+    """AP-Old, AP-Fixed and AP-Pool side by side, in percent."""
+    p = result.params
+    rows = []
+    labels = {"old": f"AP-Old ({p.max_dets_per_image}/image)",
+              "fixed": f"AP-Fixed ({p.max_dets_per_class}/class)",
+              "pooled": f"AP-Pool ({p.max_dets_per_class}/class)"}
+    keys = [k for k in OLD_KEYS if any(k in (getattr(result, q) or {}) for q in ("old", "fixed", "pooled"))]
+    width = max(len(v) for v in labels.values()) + 1
+    rows.append(" " * width + "".join(f"{k:>7}" for k in keys))
+    for q in ("old", "fixed", "pooled"):
+        d = getattr(result, q)
+        if d is None:
+            continue
+        rows.append(f"{labels[q]:<{width}}" + "".join(f" {fmt(d.get(k))}" if k in d else "       " for k in keys))
+    return "\n".join(rows)
+
+
+def notices_text(notices) -> str:
+    lines = []
+    for k, v in notices.skipped.items():
+        lines.append(f"skipped: {v} records ({k})")
+    for k, v in notices.flagged.items():
+        lines.append(f"note: {v} records ({k})")
+    for w in notices.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
