@@ -170,10 +170,11 @@ def keep_rank(
     ``s_i``, group mean original score ``m_k`` and largest absolute deviation
     ``D_k = max_j |s_j - m_k|``::
 
-        out_i = v_k + spread * h_k * (s_i - m_k) / D_k        (out_i = v_k if D_k == 0)
+        out_i = v_k + spread * h_k * (s_i - m_k) / D_k
 
-    Consequences: (1) the group mean is exactly ``v_k`` (the deviations sum to
-    zero), so with exact ties each member's mean calibrated score is kept;
+    (members keep their calibrated value when ``D_k == 0``).  Consequences:
+    (1) the group mean equals ``v_k`` up to rounding (the deviations sum to
+    zero), so with exact ties every group keeps its mean calibrated score;
     (2) inside a group the output is an increasing affine function of the
     original score, so distinct originals become strictly ordered and equal
     originals stay equal; (3) every output lies within ``v_k +/- spread * h_k``,
@@ -218,8 +219,7 @@ def keep_rank(
     last = np.searchsorted(group_of_uniq, np.arange(n_groups), side="right") - 1
     lo, hi = uniq[first], uniq[last]
     value = np.bincount(inverse, weights=c, minlength=n_groups) / counts
-    if n_groups:  # exact ties: use the shared value itself, not a recomputed mean
-        value = np.where(lo == hi, lo, np.clip(value, lo, hi))
+    value = np.where(lo == hi, lo, np.clip(value, lo, hi))  # exact ties: the shared value itself
     lower = 0.5 * (np.concatenate(([0.0], hi[:-1])) + lo)
     upper = 0.5 * (hi + np.concatenate((lo[1:], [1.0])))
     half_gap = np.maximum(np.minimum(value - lower, upper - value), 0.0)
@@ -855,7 +855,9 @@ class TemperatureScaling(Calibrator):
     0.5 with every label agreeing) pushes the optimum to a bound, which is
     returned; if every score is 0.5 the likelihood does not depend on T and
     T = 1.  A single temperature cannot shift scores, only sharpen or soften
-    them around 0.5.
+    them around 0.5.  T is kept positive so the ranking is never inverted;
+    netcal's unconstrained fit can return a negative temperature when labels
+    fall as the logit rises, where this class stops at ``t_max`` instead.
     """
 
     name = "temperature"
