@@ -26,27 +26,32 @@ def recall_steps(rec_thrs: np.ndarray, num_gt: int) -> np.ndarray:
     return np.maximum(out, 0)
 
 
-def pr_curve(tp: np.ndarray, fp: np.ndarray, num_gt: int, rec_thrs: np.ndarray):
-    """Sampled precision (T, R) and final recall (T,) from boolean TP/FP flags (T, n) in rank order."""
-    T, n = tp.shape
+def pr_curve(tp: np.ndarray, fp: np.ndarray, num_gt, rec_thrs: np.ndarray):
+    """Sampled precision (L, R) and final recall (L,) from boolean TP/FP flags (L, n) in rank order.
+
+    Each row l is one curve (an IoU threshold, possibly of another area range)
+    with its own ground-truth count ``num_gt[l]`` (> 0).
+    """
+    L, n = tp.shape
     R = len(rec_thrs)
-    q = np.zeros((T, R))
+    num_gt = np.broadcast_to(np.asarray(num_gt, np.int64), (L,))
+    q = np.zeros((L, R))
     if n == 0:
-        return q, np.zeros(T)
+        return q, np.zeros(L)
     tpi = np.cumsum(tp, axis=1)
     tp_sum = tpi.astype(np.float64)
     fp_sum = np.cumsum(fp, axis=1).astype(np.float64)
     rc_last = tp_sum[:, -1] / num_gt
     pr = tp_sum / (fp_sum + tp_sum + _EPS)
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    steps = recall_steps(rec_thrs, num_gt)
-    # rows are disjoint after adding t * (num_gt + 1): one search for all thresholds
-    off = (np.arange(T, dtype=np.int64) * (num_gt + 1))[:, None]
-    flat = (tpi + off).ravel()
-    want = steps[None, :] + off
-    idx = np.searchsorted(flat, want.ravel(), "left").reshape(T, R) - (np.arange(T) * n)[:, None]
+    steps = np.stack([recall_steps(rec_thrs, int(g)) for g in num_gt]) if len(set(num_gt.tolist())) > 1 \
+        else np.broadcast_to(recall_steps(rec_thrs, int(num_gt[0])), (L, R))
+    # rows become disjoint after adding a running offset: one search for all rows
+    off = np.r_[0, np.cumsum(num_gt[:-1] + 1)].astype(np.int64)[:, None]
+    idx = np.searchsorted((tpi + off).ravel(), (steps + off).ravel(), "left").reshape(L, R)
+    idx -= (np.arange(L) * n)[:, None]
     valid = idx < n
-    rows = np.broadcast_to(np.arange(T)[:, None], (T, R))
+    rows = np.broadcast_to(np.arange(L)[:, None], (L, R))
     q[valid] = pr[rows[valid], idx[valid]]
     return q, rc_last
 
@@ -64,22 +69,25 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     keep = np.ones(len(m.det), bool) if subset is None else subset.copy()
     if max_rank is not None:
         keep &= m.rank < max_rank
-    idx = np.flatnonzero(keep)
-    order = np.lexsort((m.rank[idx], m.img[idx], -m.score[idx], m.cat[idx]))
-    idx = idx[order]
+    idx = m.class_order[keep[m.class_order]]
     cats = m.cat[idx]
     lo = np.searchsorted(cats, np.arange(num_cats), "left")
     hi = np.searchsorted(cats, np.arange(num_cats), "right")
+    shifts = np.arange(T, dtype=m.matched.dtype)[None, :, None]
     for k in np.flatnonzero((m.num_gt > 0).any(axis=1)):
         seg = idx[lo[k]:hi[k]]
-        for a in range(A):
-            ng = int(m.num_gt[k, a])
-            if ng == 0:
-                continue
-            mt, ig = m.flags(a, seg)
-            q, rc = pr_curve(mt & ~ig, ~mt & ~ig, ng, params.rec_thrs)
-            precision[:, :, k, a] = q
-            recall[:, k, a] = rc
+        areas = np.flatnonzero(m.num_gt[k] > 0)
+        if len(seg) == 0:   # ground truth but no detections: precision and recall 0
+            precision[:, :, k, areas] = 0.0
+            recall[:, k, areas] = 0.0
+            continue
+        mt = ((m.matched[:, seg][areas][:, None, :] >> shifts) & 1).astype(bool)   # (a, T, n)
+        ig = ((m.ignored[:, seg][areas][:, None, :] >> shifts) & 1).astype(bool)
+        n = len(seg)
+        q, rc = pr_curve((mt & ~ig).reshape(-1, n), (~mt & ~ig).reshape(-1, n),
+                         np.repeat(m.num_gt[k, areas], T), params.rec_thrs)
+        precision[:, :, k, areas] = q.reshape(len(areas), T, R).transpose(1, 2, 0)
+        recall[:, k, areas] = rc.reshape(len(areas), T).T
     return precision, recall
 
 
@@ -95,9 +103,7 @@ def pooled(m: Matching, subset: np.ndarray | None, cats: np.ndarray, params: Par
     if ng == 0:
         return None
     keep = in_pool[m.cat] if subset is None else (subset & in_pool[m.cat])
-    idx = np.flatnonzero(keep)
-    order = np.lexsort((m.rank[idx], m.cat[idx], m.img[idx], -m.score[idx]))
-    idx = idx[order]
+    idx = m.pool_order[keep[m.pool_order]]
     T = len(params.iou_thrs)
     q = np.zeros((T, len(params.rec_thrs)))
     for t in range(T):   # one threshold at a time bounds memory on large pools

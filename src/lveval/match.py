@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .params import Params
+from .select import refine, score_order
 
 _PAIR_CHUNK = 4_000_000
 
@@ -41,6 +42,22 @@ class Matching:
     ignored: np.ndarray    # (A, n) bit t: ignored at IoU threshold t
     num_gt: np.ndarray     # (K, A) non-ignored ground truth per category and area range
     num_thrs: int
+    _pool_order: np.ndarray | None = None
+    _class_order: np.ndarray | None = None
+
+    @property
+    def pool_order(self) -> np.ndarray:
+        """Positions by (-score, image, category, rank): AP-Pool's ranking."""
+        if self._pool_order is None:
+            self._pool_order = score_order(self.score)
+        return self._pool_order
+
+    @property
+    def class_order(self) -> np.ndarray:
+        """Positions by (category, -score, image, rank): the references' per-class ranking."""
+        if self._class_order is None:
+            self._class_order = refine(self.pool_order, self.cat)
+        return self._class_order
 
     def flags(self, area: int, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Boolean (T, m) matched and ignored flags of rows ``idx`` for one area range."""
@@ -167,16 +184,30 @@ def greedy_match(pd, pg, iou, regular, crowd, thr_eff, n_det, n_gt) -> np.ndarra
     return match.reshape(T, n_det)
 
 
-def match(gt, dets, rows: np.ndarray, params: Params) -> Matching:
-    """Match detections ``rows`` (already selected and federated-filtered) against ``gt``."""
+def group_order(dets, selection: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``selection`` sorted by (image, category, -score, row)."""
+    if order is None:
+        order = score_order(dets.score)
+    o = order[selection[order]]
+    o = refine(o, dets.cat_idx)
+    return refine(o, dets.img_idx)
+
+
+def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | None = None) -> Matching:
+    """Match the detections in boolean ``selection`` (selected, federated-filtered) against ``gt``.
+
+    ``order``: a precomputed score order of all detections (see ``select.score_order``).
+    """
     K = gt.num_categories
     A = len(params.area_rng)
     T = len(params.iou_thrs)
-    rows = np.asarray(rows, np.int64)
-    dkey_all = dets.img_idx[rows] * K + dets.cat_idx[rows]
-    order = np.lexsort((rows, -dets.score[rows], dkey_all))
-    rows = rows[order]
-    dkey = dkey_all[order]
+    selection = np.asarray(selection)
+    if selection.dtype != bool:
+        mask = np.zeros(len(dets), bool)
+        mask[selection] = True
+        selection = mask
+    rows = group_order(dets, selection, order).astype(np.int64)
+    dkey = dets.img_idx[rows] * K + dets.cat_idx[rows]
     n = len(rows)
     starts = np.flatnonzero(np.r_[True, dkey[1:] != dkey[:-1]]) if n else np.zeros(0, np.int64)
     rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)

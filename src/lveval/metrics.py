@@ -19,7 +19,7 @@ from .io.gt import FREQUENCIES, GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
 from .params import AREA_LABELS, Params
-from .select import cap_per_image, federated_mask, rank_within, top_k_per_class
+from .select import cap_per_image, federated_mask, rank_within, score_order, top_k_per_class
 
 PROTOCOLS = ("old", "fixed", "pooled")
 POOLS = ("all",) + FREQUENCIES
@@ -125,20 +125,23 @@ class Evaluator:
     def __init__(self, gt: GroundTruth, dets: Detections, params: Params):
         self.gt, self.dets, self.params = gt, dets, params
         self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
+        self.order = score_order(dets.score)   # shared by every selection and the matching
 
     def old_selection(self, n: int | None = None) -> np.ndarray:
         n = self.params.max_dets_per_image if n is None else n
         d = self.dets
+        if n is None or n < 0:
+            return np.ones(len(d), bool)
         if self.gt.kind == "coco":   # pycocotools caps per image and category
-            return rank_within(d.img_idx * self.gt.num_categories + d.cat_idx, d.score) < n
-        return cap_per_image(d.img_idx, d.score, n)
+            return rank_within(d.img_idx * self.gt.num_categories + d.cat_idx, d.score, self.order) < n
+        return cap_per_image(d.img_idx, d.score, n, self.order)
 
     def fixed_selection(self, k: int | None = None) -> np.ndarray:
         k = self.params.max_dets_per_class if k is None else k
-        return top_k_per_class(self.dets.cat_idx, self.dets.score, k)
+        return top_k_per_class(self.dets.cat_idx, self.dets.score, k, self.order)
 
     def matching_for(self, selection: np.ndarray) -> Matching:
-        return match(self.gt, self.dets, np.flatnonzero(selection & self.fed), self.params)
+        return match(self.gt, self.dets, selection & self.fed, self.params, self.order)
 
     def accumulate(self, m: Matching, selection: np.ndarray | None):
         sub = None if selection is None else selection[m.det]

@@ -4,52 +4,95 @@ Every selection here keeps, inside each (image, category) group, a prefix of
 the group's detections ordered by descending score with file order breaking
 ties. That is what lets one matching pass serve every protocol and cap: the
 greedy matching of a prefix is the prefix of the greedy matching.
+
+Orderings are built from one descending-score order of all detections,
+refined by stable integer sorts on group keys (radix sorts for small keys),
+instead of repeated multi-key lexsorts.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def rank_within(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+def score_order(score: np.ndarray) -> np.ndarray:
+    """Indices by descending score, ties in index order (a stable sort on ``-score``).
+
+    Same order as lvis-api's ``sorted(..., reverse=True)`` and pycocotools'
+    mergesort; computed with a fast unstable sort plus a fix-up of tied runs.
+    """
+    n = len(score)
+    o = np.argsort(-score)
+    if n < 2:
+        return o
+    v = score[o]
+    eq = v[1:] == v[:-1]
+    if eq.any():
+        run = np.cumsum(np.r_[True, ~eq]) - 1
+        pos = np.flatnonzero(np.r_[eq, False] | np.r_[False, eq])
+        sub = o[pos]
+        o[pos] = sub[np.argsort(run[pos].astype(np.int64) * n + sub)]
+    return o
+
+
+def _small_int(keys: np.ndarray) -> np.ndarray:
+    """Narrowest integer view of non-negative keys, so numpy's stable sort can use radix sort."""
+    m = int(keys.max()) if len(keys) else 0
+    for dt in (np.int16, np.int32):
+        if m <= np.iinfo(dt).max:
+            return keys.astype(dt, copy=False)
+    return keys
+
+
+def refine(order: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Stable re-sort of ``order`` by ``keys[order]``: groups first, previous order inside groups."""
+    if len(order) == 0:
+        return order
+    return order[np.argsort(_small_int(keys[order]), kind="stable")]
+
+
+def rank_within(group: np.ndarray, score: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """Rank of each row inside its group by descending score, ties in row order.
 
-    Matches a stable sort on ``-score`` (lvis-api's ``sorted(..., reverse=True)``
-    and pycocotools' mergesort).
+    ``order``: a precomputed :func:`score_order` of ``score`` (saves the sort).
     """
     n = len(score)
     if n == 0:
         return np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(n), -score, group))
-    g = group[order]
+    o = refine(score_order(score) if order is None else order, group)
+    g = group[o]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    rank_sorted = np.arange(n) - np.repeat(starts, lengths)
+    rank_sorted = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
     rank = np.empty(n, np.int64)
-    rank[order] = rank_sorted
+    rank[o] = rank_sorted
     return rank
 
 
-def cap_per_image(img_idx: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+def cap_per_image(img_idx: np.ndarray, score: np.ndarray, n: int, order: np.ndarray | None = None) -> np.ndarray:
     """AP-Old's selection: the top ``n`` detections of each image (``n < 0``: no cap)."""
     if n is None or n < 0:
         return np.ones(len(score), bool)
-    return rank_within(img_idx, score) < n
+    return rank_within(img_idx, score, order) < n
 
 
-def top_k_per_class(cat_idx: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+def top_k_per_class(cat_idx: np.ndarray, score: np.ndarray, k: int, order: np.ndarray | None = None) -> np.ndarray:
     """AP-Fixed's selection: the top ``k`` detections of each class over the whole set."""
     if k is None or k < 0:
         return np.ones(len(score), bool)
-    return rank_within(cat_idx, score) < k
+    return rank_within(cat_idx, score, order) < k
 
 
 def federated_mask(gt, img_idx: np.ndarray, cat_idx: np.ndarray) -> np.ndarray:
     """LVIS rule: a class is evaluated on an image only if verified present or absent there."""
     if gt.kind != "lvis":
         return np.ones(len(img_idx), bool)
-    keys = img_idx * gt.num_categories + cat_idx
-    valid = np.union1d(np.unique(gt.ann_key), gt.neg_keys)
-    return np.isin(keys, valid, assume_unique=False)
+    K = gt.num_categories
+    keys = img_idx * K + cat_idx
+    if gt.num_images * K <= 200_000_000:     # a dense table is fastest up to ~200 MB
+        valid = np.zeros(gt.num_images * K, bool)
+        valid[gt.ann_key] = True
+        valid[gt.neg_keys] = True
+        return valid[keys]
+    return np.isin(keys, np.union1d(gt.ann_key, gt.neg_keys))
 
 
 def class_subset_mask(cat_idx: np.ndarray, keep_cats: np.ndarray) -> np.ndarray:
