@@ -66,7 +66,9 @@ def cmd_evaluate(a) -> int:
     from .metrics import evaluate
 
     protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
-    r = evaluate(a.gt, a.results, protocols=protocols, **_eval_kwargs(a))
+    from .progress import auto_enabled
+
+    r = evaluate(a.gt, a.results, protocols=protocols, progress=auto_enabled(a.quiet), **_eval_kwargs(a))
     _print_result(r, a.quiet)
     if a.json:
         write_json(a.json, r.to_dict())

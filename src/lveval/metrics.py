@@ -190,37 +190,64 @@ def _per_class_table(gt: GroundTruth, dets: Detections, m: Matching | None, resu
 def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
              protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
              max_dets_per_class: int = 10_000, dataset: str | None = None,
-             on_unknown_image: str = "error", on_unknown_category: str = "error") -> EvalResult:
+             on_unknown_image: str = "error", on_unknown_category: str = "error",
+             progress: bool = False) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
     ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
     .jsonl, .parquet), list of result dicts, dict of columns, or Detections.
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
+    ``progress``: show a stage bar on stderr.
     """
+    from .progress import Stages
+
     protocols = tuple(protocols)
     for p in protocols:
         if p not in PROTOCOLS:
             raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    bar = Stages(["gt", "results", "select", "match"] + list(protocols), enabled=progress)
+    try:
+        return _evaluate(gt, results, bar, iou_type=iou_type, protocols=protocols,
+                         max_dets_per_image=max_dets_per_image, max_dets_per_class=max_dets_per_class,
+                         dataset=dataset, on_unknown_image=on_unknown_image,
+                         on_unknown_category=on_unknown_category)
+    finally:
+        bar.close()
+
+
+def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_dets_per_class, dataset,
+              on_unknown_image, on_unknown_category) -> EvalResult:
+    bar.start("loading ground truth")
     g = load_gt(gt, dataset=dataset)
+    bar.done()
     params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
                     max_dets_per_class=max_dets_per_class)
+    bar.start("loading results")
     raw = load_results(results)
     dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
                 on_unknown_category=on_unknown_category)
+    bar.done()
     notices = Notices()
     notices.merge(g.notices)
     notices.merge(dets.notices)
+    bar.start("selecting")
     ev = Evaluator(g, dets, params)
     sel_old = ev.old_selection() if "old" in protocols else np.zeros(len(dets), bool)
     need_fixed = "fixed" in protocols or "pooled" in protocols
     sel_fixed = ev.fixed_selection() if need_fixed else np.zeros(len(dets), bool)
+    bar.done()
+    bar.start("matching")
     m = ev.matching_for(sel_old | sel_fixed)
+    bar.done()
     res = EvalResult(params=params, gt=g, notices=notices, matching=m,
                      inputs={"gt": file_digest(gt) if not isinstance(gt, (dict, GroundTruth)) else None,
                              "results": file_digest(results) if isinstance(results, (str, os.PathLike)) else None})
     if "old" in protocols:
+        bar.start("accumulating AP-Old")
         res.old, res.precision["old"], res.recall["old"] = ev.summarize_selection(m, sel_old, coco_ar=True)
+        bar.done()
     if "fixed" in protocols:
+        bar.start("accumulating AP-Fixed")
         res.fixed, res.precision["fixed"], res.recall["fixed"] = ev.summarize_selection(m, sel_fixed)
         K = params.max_dets_per_class
         counts = np.bincount(dets.cat_idx, minlength=g.num_categories)
@@ -229,8 +256,11 @@ def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
             notices.warn(f"{short} of {g.num_categories} classes have fewer than {K} detections; "
                          f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
                          "threshold and raise its per-image output)")
+        bar.done()
     if "pooled" in protocols:
+        bar.start("accumulating AP-Pool")
         res.pooled_precision = ev.pooled_curves(m, sel_fixed)
         res.pooled = summarize_pooled(res.pooled_precision, params)
+        bar.done()
     res.per_class = _per_class_table(g, dets, m, res)
     return res

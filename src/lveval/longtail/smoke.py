@@ -20,26 +20,30 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .build import LOSS_NAMES, build_loss
-from .heads import default_temperature, make_linear
+from .losses import FEDERATED_NUM_CLASSES
 from .stats import GROUPS, ClassStats
 
 #: Where the LVIS v1 train statistics are looked for: $LVEVAL_LVIS_CAT_INFO,
-#: else the copy used by the test suite (tests/longtail/data/).
+#: else the copy bundled with lveval (lveval/data/).
 CAT_INFO_ENV = "LVEVAL_LVIS_CAT_INFO"
 
 
 def default_cat_info_path() -> str:
-    """Path of lvis_v1_train_cat_info.json ($LVEVAL_LVIS_CAT_INFO or the test-suite copy)."""
+    """Path of lvis_v1_train_cat_info.json ($LVEVAL_LVIS_CAT_INFO or the bundled copy)."""
     if os.environ.get(CAT_INFO_ENV):
         return os.environ[CAT_INFO_ENV]
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 3))
-    return os.path.join(root, "tests", "longtail", "data", "lvis_v1_train_cat_info.json")
+    from .. import data_path
+
+    path = data_path("lvis_v1_train_cat_info.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"LVIS v1 cat-info not found at {path}; pass --cat-info or set ${CAT_INFO_ENV}")
+    return path
 
 
 def select_classes(stats: ClassStats, num_classes: int) -> ClassStats:
@@ -64,22 +68,42 @@ class SyntheticData:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    background_std: float
     dim: int
+    background_std: float = 1.0
 
 
 def make_data(
-    stats: ClassStats, dim: int = 32, noise: float = 2.0, test_per_class: int = 40, seed: int = 0
+    stats: ClassStats,
+    dim: int = 32,
+    num_supercategories: int = 6,
+    test_per_class: int = 40,
+    seed: int = 0,
 ) -> SyntheticData:
-    """Gaussian class clusters (unit-variance means, isotropic ``noise``), background around 0."""
+    """Gaussian class clusters grouped into supercategories; background near the origin.
+
+    Class means are a supercategory mean (scale 3) plus a class offset (scale
+    1), with unit feature noise, so classes of one supercategory are
+    confusable -- as fine-grained LVIS classes are -- while background
+    proposals (unit noise around 0) are easy to tell from objects.
+    """
     g = torch.Generator().manual_seed(seed)
-    means = torch.randn(stats.num_classes, dim, generator=g) * 2.0
-    counts = torch.as_tensor(stats.instance_count)
-    train_y = torch.repeat_interleave(torch.arange(stats.num_classes), counts)
-    train_x = means[train_y] + noise * torch.randn(len(train_y), dim, generator=g)
+    supers = 3.0 * torch.randn(num_supercategories, dim, generator=g)
+    parent = torch.randint(num_supercategories, (stats.num_classes,), generator=g)
+    means = supers[parent] + torch.randn(stats.num_classes, dim, generator=g)
+    train_y = torch.repeat_interleave(torch.arange(stats.num_classes), torch.as_tensor(stats.instance_count))
+    train_x = means[train_y] + torch.randn(len(train_y), dim, generator=g)
     test_y = torch.arange(stats.num_classes).repeat_interleave(test_per_class)
-    test_x = means[test_y] + noise * torch.randn(len(test_y), dim, generator=g)
-    return SyntheticData(stats, train_x, train_y, test_x, test_y, background_std=noise * 1.5, dim=dim)
+    test_x = means[test_y] + torch.randn(len(test_y), dim, generator=g)
+    return SyntheticData(stats, train_x, train_y, test_x, test_y, dim)
+
+
+def scaled_federated_classes(num_classes: int, vocabulary: int) -> int:
+    """Federated |S| for a K-class toy problem, keeping the paper's ratio 50 / 1203.
+
+    With the literal |S| = 50 and K = 60, S would hold nearly every class and
+    the Federated loss would reduce to sigmoid BCE.
+    """
+    return max(1, round(FEDERATED_NUM_CLASSES * num_classes / vocabulary))
 
 
 def train_head(
@@ -89,26 +113,29 @@ def train_head(
     batch_size: int = 256,
     fg_fraction: float = 0.25,
     lr: float = 0.05,
-    normalized: bool = False,
     seed: int = 0,
+    loss_kwargs: Mapping[str, Any] | None = None,
 ):
-    """Train a linear head with ``loss_name``; return (head, loss module)."""
+    """Train a linear head with ``loss_name``; return (head, loss module).
+
+    Each step draws ``fg_fraction`` of the batch uniformly from the training
+    pool (so classes appear in proportion to their LVIS instance counts) and
+    the rest as background proposals; plain SGD with momentum.
+    """
     g = torch.Generator().manual_seed(seed)
-    loss = build_loss(loss_name, data.stats, generator=torch.Generator().manual_seed(seed + 1))
-    temperature = default_temperature(loss_name)
-    head = make_linear(data.dim, loss.num_logits, normalized, temperature)
+    loss = build_loss(loss_name, data.stats, generator=torch.Generator().manual_seed(seed + 1), **(loss_kwargs or {}))
+    head = torch.nn.Linear(data.dim, loss.num_logits)
     with torch.no_grad():
         head.weight.normal_(0.0, 0.01, generator=g)
         head.bias.zero_()
     optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     num_fg = int(batch_size * fg_fraction)
-    k = data.stats.num_classes
+    background_labels = torch.full((batch_size - num_fg,), data.stats.num_classes)
     for _ in range(steps):
         pick = torch.randint(len(data.train_y), (num_fg,), generator=g)
         background = data.background_std * torch.randn(batch_size - num_fg, data.dim, generator=g)
         x = torch.cat([data.train_x[pick], background])
-        y = torch.cat([data.train_y[pick], torch.full((batch_size - num_fg,), k)])
-        value = loss(head(x), y)
+        value = loss(head(x), torch.cat([data.train_y[pick], background_labels]))
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
@@ -119,13 +146,13 @@ def train_head(
 def group_scores(head, loss, data: SyntheticData) -> dict[str, float]:
     """Mean true-class score per r/c/f group on the balanced test set (unnormalised)."""
     scores = loss.scores(head(data.test_x))
-    true_score = scores[torch.arange(len(data.test_y)), data.test_y].numpy()
-    groups = data.stats.group_indices()
-    cls_mean = np.array([true_score[data.test_y.numpy() == c].mean() for c in range(data.stats.num_classes)])
-    return {g: float(cls_mean[groups[g]].mean()) for g in GROUPS}
+    true_score = scores[torch.arange(len(data.test_y)), data.test_y]
+    per_class = torch.zeros(data.stats.num_classes).index_add_(0, data.test_y, true_score)
+    per_class /= torch.bincount(data.test_y, minlength=data.stats.num_classes)
+    return {g: float(per_class[idx].mean()) for g, idx in data.stats.group_indices().items()}
 
 
-def normalise(means: dict[str, float]) -> dict[str, float]:
+def normalise(means: Mapping[str, float]) -> dict[str, float]:
     """Divide by the frequent-group mean, as in the paper's Figure 3."""
     return {g: v / means["f"] for g, v in means.items()}
 
@@ -137,16 +164,30 @@ def run(
     seed: int = 0,
     losses: Sequence[str] = LOSS_NAMES,
     dim: int = 32,
-    normalized: bool = False,
-    cat_info: str | None = None,
+    federated_num_sampled: int | None = None,
+    lvis: ClassStats | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Train one head per loss; return {loss: {group: normalised mean true-class score}}."""
-    stats = select_classes(ClassStats.from_cat_info(cat_info or default_cat_info_path()), num_classes)
-    data = make_data(stats, dim=dim, seed=seed)
+    """Train one head per loss; return {loss: {group: normalised mean true-class score}}.
+
+    ``lvis`` (the full LVIS v1 train statistics) defaults to
+    :func:`default_cat_info_path`.  ``federated_num_sampled`` defaults to
+    :func:`scaled_federated_classes`; the other losses use their Table 13 defaults.
+    """
+    if lvis is None:
+        lvis = ClassStats.from_cat_info(default_cat_info_path())
+    data = make_data(select_classes(lvis, num_classes), dim=dim, seed=seed)
+    if federated_num_sampled is None:
+        federated_num_sampled = scaled_federated_classes(num_classes, lvis.num_classes)
     results = {}
-    for name in losses:
-        head, loss = train_head(name, data, steps=steps, batch_size=batch_size, normalized=normalized, seed=seed)
-        results[name] = normalise(group_scores(head, loss, data))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead (10x slower on a busy CPU)
+    try:
+        for name in losses:
+            kwargs = {"num_sampled": federated_num_sampled} if name == "federated" else None
+            head, loss = train_head(name, data, steps, batch_size, seed=seed, loss_kwargs=kwargs)
+            results[name] = normalise(group_scores(head, loss, data))
+    finally:
+        torch.set_num_threads(threads)
     return results
 
 
@@ -156,18 +197,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--normalized", action="store_true", help="use the normalised linear layer")
-    parser.add_argument("--cat-info", default=None, help=f"LVIS v1 cat-info JSON (default: ${CAT_INFO_ENV} or tests copy)")
+    parser.add_argument("--federated-num-sampled", type=int, default=None,
+                        help="Federated |S| (default: 50 scaled by K/1203)")
+    parser.add_argument("--cat-info", default=None,
+                        help=f"LVIS v1 cat-info JSON (default: ${CAT_INFO_ENV} or the tests/ copy)")
     parser.add_argument("--losses", nargs="+", default=list(LOSS_NAMES), choices=LOSS_NAMES)
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    lvis = ClassStats.from_cat_info(args.cat_info or default_cat_info_path())
+    fed = args.federated_num_sampled or scaled_federated_classes(args.num_classes, lvis.num_classes)
     results = run(args.num_classes, args.steps, args.batch_size, args.seed, args.losses,
-                  normalized=args.normalized, cat_info=args.cat_info)
+                  federated_num_sampled=fed, lvis=lvis)
     print("mean true-class score per LVIS group, normalised so frequent = 1.0")
     print(f"{'loss':<12}" + "".join(f"{g:>8}" for g in GROUPS))
     for name, row in results.items():
         print(f"{name:<12}" + "".join(f"{row[g]:8.3f}" for g in GROUPS))
-    print(f"({args.num_classes} classes, {args.steps} steps, seed {args.seed}, {time.perf_counter() - start:.1f}s)")
+    print(f"({args.num_classes} classes, {args.steps} steps, seed {args.seed}, federated |S|={fed}, "
+          f"{time.perf_counter() - start:.1f}s)")
     return 0
 
 

@@ -55,7 +55,7 @@ def image_category_sets(dataset: Mapping[str, Any]) -> list[set[int]]:
     return cats
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: no element-wise __eq__
 class ClassStats:
     """Training statistics of K classes, in a fixed class order.
 
