@@ -15,6 +15,9 @@ def atomic_write(path: str, mode: str = "w", **kw):
     try:
         with os.fdopen(fd, mode, **kw) as f:
             yield f
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

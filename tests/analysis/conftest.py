@@ -1,0 +1,31 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # tests/ (gen.py, reference.py)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``lveval ARGS`` with only the analysis sub-commands registered (isolated from other modules)."""
+    import lveval.cli as cli
+    from lveval.analysis.cli import register_cli
+
+    monkeypatch.setattr(cli, "_load_extensions", lambda: None)
+    monkeypatch.setattr(cli, "_EXTENSIONS", [register_cli])
+
+    def run(*args):
+        rc = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The embedded default: bundled 100-image LVIS v0.5 subset + simulated detector (seed 0)."""
+    from lveval.analysis.common import Session, demo_inputs
+
+    gt, res = demo_inputs(seed=0)
+    return gt, res, Session.load(gt, res)
