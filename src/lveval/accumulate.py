@@ -15,15 +15,21 @@ from .params import Params
 _EPS = np.spacing(1)
 
 
-def recall_steps(rec_thrs: np.ndarray, num_gt: int) -> np.ndarray:
-    """Smallest TP count k with ``k / num_gt >= thr`` (float64, as the references compute recall)."""
-    base = np.floor(rec_thrs * num_gt).astype(np.int64) - 1
-    ks = base[:, None] + np.arange(4)[None, :]
-    ok = (ks.astype(np.float64) / num_gt) >= rec_thrs[:, None]
-    first = np.argmax(ok, axis=1)
-    out = ks[np.arange(len(rec_thrs)), first]
-    out[~ok.any(axis=1)] = num_gt + 1   # never reached: TP counts are at most num_gt
-    return np.maximum(out, 0)
+def recall_steps(rec_thrs: np.ndarray, num_gt) -> np.ndarray:
+    """Smallest TP count k with ``k / num_gt >= thr`` (float64, as the references compute recall).
+
+    ``num_gt`` may be an int (returns (R,)) or an array (L,) (returns (L, R)).
+    """
+    ng = np.asarray(num_gt, np.int64)
+    g = ng.reshape(-1, 1, 1)
+    base = np.floor(rec_thrs[None, :, None] * g).astype(np.int64) - 1
+    ks = base + np.arange(4)[None, None, :]
+    ok = (ks.astype(np.float64) / g) >= rec_thrs[None, :, None]
+    first = np.argmax(ok, axis=2)
+    out = np.take_along_axis(ks, first[..., None], axis=2)[..., 0]
+    out = np.where(ok.any(axis=2), out, g[:, :, 0] + 1)   # never reached: TP counts are at most num_gt
+    out = np.maximum(out, 0)
+    return out[0] if ng.ndim == 0 else out
 
 
 def pr_curve(tp: np.ndarray, fp: np.ndarray, num_gt, rec_thrs: np.ndarray):
@@ -44,8 +50,8 @@ def pr_curve(tp: np.ndarray, fp: np.ndarray, num_gt, rec_thrs: np.ndarray):
     rc_last = tp_sum[:, -1] / num_gt
     pr = tp_sum / (fp_sum + tp_sum + _EPS)
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    steps = np.stack([recall_steps(rec_thrs, int(g)) for g in num_gt]) if len(set(num_gt.tolist())) > 1 \
-        else np.broadcast_to(recall_steps(rec_thrs, int(num_gt[0])), (L, R))
+    uniq, inv = np.unique(num_gt, return_inverse=True)
+    steps = recall_steps(rec_thrs, uniq)[inv.reshape(-1)]
     # rows become disjoint after adding a running offset: one search for all rows
     off = np.r_[0, np.cumsum(num_gt[:-1] + 1)].astype(np.int64)[:, None]
     idx = np.searchsorted((tpi + off).ravel(), (steps + off).ravel(), "left").reshape(L, R)
