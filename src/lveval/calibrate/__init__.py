@@ -3,55 +3,73 @@
 ``methods`` holds the calibrators (histogram binning, BBQ, beta, isotonic,
 Platt, temperature) behind one fit/predict/to_dict interface plus
 :func:`keep_rank`; ``ece`` holds calibration-error metrics and reliability
-diagrams.  Only numpy, scipy, scikit-learn (and matplotlib for plots) are used.
+diagrams.  On top of the evaluation engine: ``labels`` (which detections are
+true positives at the calibration IoU), ``grouped`` (per-class, per-frequency
+or overall calibration of whole results files; JSON models), ``splits``
+(train/test, k-fold over images, oracle), ``bench`` (the paper's Table 8) and
+``cli`` (``lveval calibrate fit|apply|bench``).  Only numpy, scipy,
+scikit-learn (and matplotlib for plots) are used.
+
+The names below are imported on first use: every ``lveval`` command imports
+``lveval.calibrate.cli`` to register its sub-commands, and loading scipy and
+scikit-learn eagerly would add about a second to each of them.
 """
+from __future__ import annotations
 
-from .ece import (
-    ReliabilityBins,
-    ece,
-    ece_by_group,
-    mean_per_class_ece,
-    per_class_ece,
-    reliability_bins,
-    reliability_diagram,
-)
-from .methods import (
-    BBQ,
-    EPS,
-    BetaCalibration,
-    Calibrator,
-    HistogramBinning,
-    IsotonicCalibration,
-    NotFittedError,
-    PlattScaling,
-    TemperatureScaling,
-    available_calibrators,
-    calibrator_from_dict,
-    keep_rank,
-    logit,
-    make_calibrator,
-)
+import importlib
+import sys
+import types
 
-__all__ = [
-    "BBQ",
-    "EPS",
-    "BetaCalibration",
-    "Calibrator",
-    "HistogramBinning",
-    "IsotonicCalibration",
-    "NotFittedError",
-    "PlattScaling",
-    "ReliabilityBins",
-    "TemperatureScaling",
-    "available_calibrators",
-    "calibrator_from_dict",
-    "ece",
-    "ece_by_group",
-    "keep_rank",
-    "logit",
-    "make_calibrator",
-    "mean_per_class_ece",
-    "per_class_ece",
-    "reliability_bins",
-    "reliability_diagram",
-]
+_EXPORTS = {
+    # methods
+    "BBQ": "methods", "EPS": "methods", "BetaCalibration": "methods", "Calibrator": "methods",
+    "HistogramBinning": "methods", "IsotonicCalibration": "methods", "NotFittedError": "methods",
+    "PlattScaling": "methods", "TemperatureScaling": "methods", "available_calibrators": "methods",
+    "calibrator_from_dict": "methods", "keep_rank": "methods", "logit": "methods", "make_calibrator": "methods",
+    # ece
+    "ReliabilityBins": "ece", "ece": "ece", "ece_by_group": "ece", "mean_per_class_ece": "ece",
+    "per_class_ece": "ece", "reliability_bins": "ece", "reliability_diagram": "ece",
+    # options
+    "DEFAULT_IOU": "options", "GROUPINGS": "options", "POLICIES": "options", "TABLE8_METHODS": "options",
+    # labels
+    "Labeller": "labels", "Samples": "labels", "calibration_samples": "labels",
+    # grouped
+    "GroupedCalibrator": "grouped", "keep_rank_strict": "grouped", "make_monotone": "grouped",
+    "method_label": "grouped", "parse_method_spec": "grouped",
+    # splits
+    "CalibrationSet": "splits", "cross_fit": "splits", "fit_apply": "splits", "image_folds": "splits",
+    "oracle": "splits", "subset_dataset": "splits", "subset_results": "splits",
+    # bench
+    "bench": "bench", "calibration_error": "bench", "format_table": "bench",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+class _Package(types.ModuleType):
+    """Loads exported names on first access.
+
+    Two submodules share their name with the function they export (``ece``,
+    ``bench``).  Importing such a submodule makes Python set the package
+    attribute to the module; ``__setattr__`` keeps the function there
+    instead, as an eager ``from .ece import ece`` would.
+    """
+
+    def __getattr__(self, name: str):
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{self.__name__}.{module}"), name)
+        types.ModuleType.__setattr__(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value) -> None:
+        if _EXPORTS.get(name) == name and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        types.ModuleType.__setattr__(self, name, value)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(_EXPORTS))
+
+
+sys.modules[__name__].__class__ = _Package
