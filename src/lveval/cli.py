@@ -22,8 +22,26 @@ log = logging.getLogger("lveval")
 def write_json(path: str, obj) -> None:
     """Deterministic JSON (sorted keys) written atomically."""
     data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    with atomic_write(path, "wb") as f:
-        f.write(data + b"\n")
+    try:
+        with atomic_write(path, "wb") as f:
+            f.write(data + b"\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
+
+
+def check_writable(path: str | None) -> None:
+    """Fail before a long run, not after it, when an output path cannot be written."""
+    import os
+
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise InputError("is a directory; expected an output file name", path=path)
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise InputError("the output's directory does not exist", path=path)
+    if not os.access(d, os.W_OK):
+        raise InputError("the output's directory is not writable", path=path)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -66,6 +84,7 @@ def cmd_evaluate(a) -> int:
     from .metrics import evaluate
 
     protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
+    check_writable(a.json)
     from .progress import auto_enabled
 
     r = evaluate(a.gt, a.results, protocols=protocols, progress=auto_enabled(a.quiet), **_eval_kwargs(a))
@@ -80,6 +99,7 @@ def cmd_demo(a) -> int:
     from .metrics import evaluate
     from .simulate import simulate
 
+    check_writable(a.json)
     gt = data_path()
     print(f"Ground truth: {gt}\n  (100 images of LVIS v0.5 val, CC BY 4.0, lvisdataset.org)")
     print(f"Results: a simulated detector (seed {a.seed}, {a.candidates} candidates per image,\n"
@@ -112,6 +132,7 @@ def protocol_table_with_note(r) -> str:
 def cmd_convert(a) -> int:
     from .io.results import load_results, write_results
 
+    check_writable(a.output)
     d = load_results(a.input)
     write_results(d, a.output)
     print(f"wrote {len(d)} detections to {a.output}")

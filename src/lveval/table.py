@@ -29,10 +29,11 @@ def protocol_table(result) -> str:
 
 def notices_text(notices) -> str:
     lines = []
+    plural = lambda v: "record" if v == 1 else "records"
     for k, v in notices.skipped.items():
-        lines.append(f"skipped: {v} records ({k})")
+        lines.append(f"skipped: {v} {plural(v)} ({k})")
     for k, v in notices.flagged.items():
-        lines.append(f"note: {v} records ({k})")
+        lines.append(f"note: {v} {plural(v)} ({k})")
     for w in notices.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

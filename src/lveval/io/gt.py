@@ -85,7 +85,8 @@ def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An integer that fits the int64 id columns (bools are not ids)."""
+    return isinstance(v, int) and not isinstance(v, bool) and -2 ** 63 <= v < 2 ** 63
 
 
 def _is_num(v) -> bool:
@@ -105,7 +106,10 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
-        data = loads_any(read_bytes(path), path)
+        buf = read_bytes(path)
+        if buf[:3] == b"\xef\xbb\xbf":   # a UTF-8 byte-order mark is not JSON; drop it
+            buf = buf[3:]
+        data = loads_any(buf, path)
         return from_dict(data, path=path, dataset=dataset)
     if isinstance(source, dict):
         return from_dict(source, path="<ground truth>", dataset=dataset)
@@ -131,8 +135,19 @@ def _check_records(recs: list, section: str, path: str, spec: dict) -> None:
             if k not in r:
                 raise InputError(f"missing required field", path=path, record=i, field=f"{section}.{k}")
             if not check(r[k]):
-                raise InputError(f"expected {what}, got {r[k]!r:.60}", path=path, record=i,
+                raise InputError(f"expected {what}, got {_show(r[k])}", path=path, record=i,
                                  field=f"{section}.{k}")
+
+
+_TYPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+          type(None): "null"}
+
+
+def _show(v) -> str:
+    """A value for an error message: short, one line."""
+    t = repr(v)
+    t = t if len(t) <= 60 else t[:57] + "..."
+    return f"{type(v).__name__} {t}" if isinstance(v, (str, bool, float)) else t
 
 
 def _int_list(v) -> bool:
@@ -146,13 +161,16 @@ def _finite_num(v) -> bool:
 def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None = None) -> GroundTruth:
     """Validate a COCO/LVIS dict and convert it to a GroundTruth."""
     if not isinstance(data, dict):
-        raise InputError(f"expected a JSON object with images/annotations/categories, got "
-                         f"{type(data).__name__}", path=path)
+        hint = (" (this looks like a results file)" if isinstance(data, list) and data and isinstance(data[0], dict)
+                and "score" in data[0] else "")
+        raise InputError(f"expected a JSON object with images, annotations and categories, got "
+                         f"{_TYPES.get(type(data), type(data).__name__)}{hint}", path=path)
     images = _records(data, "images", path)
     anns = _records(data, "annotations", path)
     cats = _records(data, "categories", path)
     if not images:
-        raise InputError("ground truth has no images", path=path, field="images")
+        raise InputError("ground truth has no images (an empty list); nothing can be evaluated", path=path,
+                         field="images")
     if not cats:
         raise InputError("ground truth has no categories", path=path, field="categories")
     notices = Notices()
@@ -202,8 +220,10 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
     for i in corder:
         f = cats[i].get("frequency", "")
         if kind == "lvis" and f not in FREQUENCIES:
-            raise InputError(f"LVIS rules need a frequency 'r', 'c' or 'f', got {f!r}", path=path,
-                             record=int(i), field="categories.frequency")
+            got = "it is missing" if "frequency" not in cats[i] else f"got {_show(f)}"
+            raise InputError(f"LVIS rules need a frequency 'r', 'c' or 'f' for every category, {got} "
+                             "(use --dataset coco for COCO rules)", path=path, record=int(i),
+                             field="categories.frequency")
         freq.append(f if f in FREQUENCIES else "")
     cat_freq = np.array(freq, dtype="<U1")
 
@@ -232,6 +252,11 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
         raise InputError("bbox width and height must be >= 0", path=path, record=int(bad[0]),
                          field="annotations.bbox")
     area = np.array([a["area"] for a in anns], dtype=np.float64)
+    for flag in ("iscrowd", "ignore"):
+        for i, a in enumerate(anns):
+            if flag in a and a[flag] not in (0, 1):   # also accepts true/false
+                raise InputError(f"expected 0 or 1, got {_show(a[flag])}", path=path, record=i,
+                                 field=f"annotations.{flag}")
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
     if kind == "coco":
         ignore = crowd.copy()           # pycocotools: ignore = iscrowd
@@ -241,11 +266,12 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
 
     for i, a in enumerate(anns):
         seg = a.get("segmentation")
-        if isinstance(seg, list):
-            for poly in seg:
+        if isinstance(seg, list) and seg:
+            for j, poly in enumerate(seg):
                 if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
-                    raise InputError("polygon needs at least 3 points (6 numbers, an even count)",
-                                     path=path, record=i, field="annotations.segmentation")
+                    raise InputError(f"polygon {j}: a polygon needs at least 3 points (6 numbers, an even "
+                                     f"count), got {_show(poly)}", path=path, record=i,
+                                     field="annotations.segmentation")
 
     neg, nel = [], []
     missing_fed = 0
@@ -281,6 +307,8 @@ def _annotation_rles(gt: GroundTruth) -> list:
     """Convert every annotation's segmentation to compressed RLE, as the references do."""
     from pycocotools import mask as mask_utils
 
+    from .results import polygon_problem, rle_problem
+
     anns = gt.dataset["annotations"]
     out = []
     for i, a in enumerate(anns):
@@ -291,12 +319,18 @@ def _annotation_rles(gt: GroundTruth) -> list:
             raise InputError("segm evaluation needs a segmentation on every annotation",
                              path=gt.path, record=i, field="annotations.segmentation")
         if isinstance(seg, list):
+            problem = polygon_problem(seg)
+            if problem:
+                raise InputError(problem, path=gt.path, record=i, field="annotations.segmentation")
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
-            if list(seg["size"]) != [h, w]:
-                raise InputError(f"RLE size {seg['size']} does not match the image ({h}x{w})",
-                                 path=gt.path, record=i, field="annotations.segmentation.size")
-            rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
+            problem = rle_problem(seg, h, w)
+            if problem:
+                sub, _, why = problem.partition(": ")
+                raise InputError(why, path=gt.path, record=i, field=f"annotations.segmentation.{sub}")
+            c = seg["counts"]
+            rle = (mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w) if isinstance(c, list)
+                   else {"size": [h, w], "counts": c.encode() if isinstance(c, str) else c})
         else:
             raise InputError("expected polygons or an RLE {size, counts}", path=gt.path, record=i,
                              field="annotations.segmentation")

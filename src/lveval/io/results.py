@@ -5,20 +5,27 @@ do we. ``bind`` checks results against a ground truth and maps ids to indices.
 """
 from __future__ import annotations
 
+import math
 import os
+import re
+from itertools import chain
+from operator import attrgetter
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import msgspec
 import numpy as np
 
 from ..errors import InputError, Notices
-from .jsonfile import decode_error, line_of, no_gc, read_bytes
+from .chunks import concat_columns, decode_chunked
+from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes
+
+_Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
 
 
 class _Det(msgspec.Struct, gc=False):
-    image_id: int
-    category_id: int
+    image_id: _Int64
+    category_id: _Int64
     score: float
     bbox: Optional[tuple[float, float, float, float]] = None
     segmentation: Any = None
@@ -42,6 +49,7 @@ class Detections:
     cat_idx: Optional[np.ndarray] = None
     area: Optional[np.ndarray] = None
     record: Optional[np.ndarray] = None  # original record index of each row (after skips)
+    line: Optional[np.ndarray] = None    # 1-based line of each row in a JSON Lines file
     notices: Notices = field(default_factory=Notices)
 
     def __len__(self) -> int:
@@ -56,7 +64,7 @@ class Detections:
         return replace(self, img_id=self.img_id[idx], cat_id=self.cat_id[idx], score=self.score[idx],
                        bbox=g(self.bbox), segm=None if self.segm is None else [self.segm[i] for i in idx],
                        img_idx=g(self.img_idx), cat_idx=g(self.cat_idx), area=g(self.area),
-                       record=g(self.record), notices=self.notices)
+                       record=g(self.record), line=g(self.line), notices=self.notices)
 
     def to_records(self) -> list:
         """List of result dicts in the usual COCO results format."""
@@ -67,46 +75,65 @@ class Detections:
             if self.bbox is not None:
                 r["bbox"] = [float(v) for v in self.bbox[i]]
             if self.segm is not None and self.segm[i] is not None:
-                s = self.segm[i]
-                c = s["counts"]
-                r["segmentation"] = {"size": list(s["size"]),
-                                     "counts": c.decode() if isinstance(c, bytes) else c}
+                r["segmentation"] = _segm_record(self.segm[i])
             out.append(r)
         return out
 
 
+def _segm_record(s):
+    """A mask as written to JSON: RLE with text counts; polygons and list counts as given."""
+    if isinstance(s, dict) and "counts" in s:
+        c = s["counts"]
+        return {"size": [int(v) for v in s["size"]], "counts": c.decode() if isinstance(c, bytes) else c}
+    return s
+
+
 def _columns(dets: list, path: str, record_base: int = 0) -> Detections:
+    """Columns from decoded records; a fast path when every record has a box and no mask."""
     n = len(dets)
-    img = np.fromiter((d.image_id for d in dets), np.int64, n)
-    cat = np.fromiter((d.category_id for d in dets), np.int64, n)
-    score = np.fromiter((d.score for d in dets), np.float64, n)
-    has_box = [d.bbox is not None for d in dets]
-    bbox = None
-    if n and all(has_box):
-        bbox = np.array([d.bbox for d in dets], dtype=np.float64).reshape(n, 4)
-    elif any(has_box):
-        i = has_box.index(False)
-        raise InputError("some records have a bbox and this one does not", path=path,
-                         record=i + record_base, field="bbox")
-    segm = None
-    has_seg = [d.segmentation is not None for d in dets]
-    if n and any(has_seg):
-        if not all(has_seg):
-            i = has_seg.index(False)
-            raise InputError("some records have a segmentation and this one does not", path=path,
-                             record=i + record_base, field="segmentation")
-        segm = [d.segmentation for d in dets]
+    img = np.fromiter(map(attrgetter("image_id"), dets), np.int64, n)
+    cat = np.fromiter(map(attrgetter("category_id"), dets), np.int64, n)
+    score = np.fromiter(map(attrgetter("score"), dets), np.float64, n)
+    bbox = segm = None
+    try:
+        bbox = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), dets)), np.float64, 4 * n).reshape(n, 4)
+    except TypeError:   # some records lack a box
+        has_box = [d.bbox is not None for d in dets]
+        if any(has_box):
+            i = has_box.index(False)
+            raise InputError("some records have a bbox and this one does not", path=path,
+                             record=i + record_base, field="bbox") from None
+    has_seg = [s is not None for s in map(attrgetter("segmentation"), dets)]
+    if any(has_seg):
+        if True:
+            if not all(has_seg):
+                i = has_seg.index(False)
+                raise InputError("some records have a segmentation and this one does not", path=path,
+                                 record=i + record_base, field="segmentation")
+            segm = [d.segmentation for d in dets]
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(n, dtype=np.int64) + record_base)
 
 
+_EMPTY = "file is empty (0 bytes); an empty result set is written as []"
+_KINDS = {b"{": "an object", b'"': "a string", b"t": "true", b"f": "false", b"n": "null"}
+
+
 def _from_json_array(buf: bytes, path: str) -> Detections:
+    buf = _strip_bom(buf)
     stripped = buf.lstrip()
     if not stripped:
-        raise InputError("file is empty, expected a JSON array of detections", path=path)
+        raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
+                         "written as []", path=path)
     if stripped[:1] != b"[":
-        kind = {b"{": "an object"}.get(stripped[:1], "not an array")
-        raise InputError(f"expected a JSON array of detections at the top level, got {kind}", path=path)
+        c = stripped[:1]
+        kind = _KINDS.get(c, "a number" if c in b"-0123456789" else None)
+        if kind is None:
+            raise InputError("not valid JSON (expected a JSON array of detections, starting with '[')",
+                             path=path, line=1)
+        hint = " (this looks like a ground-truth file)" if b'"images"' in stripped[:1 << 16] else ""
+        raise InputError(f"expected a JSON array of detections at the top level, got {kind}{hint}",
+                         path=path)
     try:
         with no_gc():
             dets = _ARRAY.decode(buf)
@@ -116,6 +143,10 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
 
 
 def _from_json_lines(buf: bytes, path: str) -> Detections:
+    buf = _strip_bom(buf)
+    if not buf.strip():
+        raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
+                         "written as [] in a .json file", path=path)
     lines = buf.split(b"\n")
     dets, line_nos = [], []
     with no_gc():
@@ -127,9 +158,21 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise decode_error(exc, raw, path, record_base=len(dets), line=ln) from None
             line_nos.append(ln)
-    if not dets:
-        raise InputError("file has no detections (empty JSON Lines file)", path=path)
-    return _columns(dets, path)
+    del lines
+    try:
+        d = _columns(dets, path)
+    except InputError as exc:   # name the line too
+        if exc.record is None:
+            raise
+        raise InputError(exc.reason, path=path, record=exc.record, line=line_nos[exc.record],
+                         field=exc.field) from None
+    d.line = np.asarray(line_nos, dtype=np.int64)
+    return d
+
+
+def _strip_bom(buf: bytes) -> bytes:
+    """A UTF-8 byte-order mark (some Windows tools write one) is not JSON; drop it."""
+    return buf[3:] if buf[:3] == b"\xef\xbb\xbf" else buf
 
 
 def _from_parquet(path: str) -> Detections:
@@ -139,57 +182,89 @@ def _from_parquet(path: str) -> Detections:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", path=path) from None
+        why = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(exc).splitlines()[0])
+        raise InputError(f"not a readable Parquet file ({why.split('. ')[0].rstrip('.')})", path=path) from None
     return from_table(table, path)
 
 
 def from_table(table, path: str) -> Detections:
-    """Detections from an Arrow table with image_id, category_id, score and bbox (list<4>) or x,y,w,h."""
+    """Detections from an Arrow table: image_id, category_id (integers), score (numbers), and
+    bbox (list of 4 numbers) or x, y, w, h; masks as segm_counts + segm_h + segm_w, or a
+    ``segmentation`` struct {size, counts} (what pandas writes for a column of RLE dicts)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     names = set(table.column_names)
+    have = ", ".join(table.column_names) or "none"
     for k in ("image_id", "category_id", "score"):
         if k not in names:
-            raise InputError("missing required column", path=path, field=k)
-    def col(name, dtype):
+            raise InputError(f"missing required column (the file has: {have})", path=path, field=k)
+
+    def first_null(c) -> int:
+        return int(np.flatnonzero(c.is_null().to_numpy(zero_copy_only=False))[0])
+
+    def numeric(t, integer: bool) -> bool:
+        return pa.types.is_integer(t) or (not integer and pa.types.is_floating(t))
+
+    def col(name, integer: bool):
         c = table.column(name)
+        if not numeric(c.type, integer):
+            raise InputError(f"expected {'integer' if integer else 'numeric'} values, got column type "
+                             f"{c.type}", path=path, field=name)
         if c.null_count:
-            i = int(np.flatnonzero(c.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError("null value", path=path, record=i, field=name)
-        try:
-            return c.to_numpy().astype(dtype, copy=False)
-        except (TypeError, ValueError):
-            raise InputError(f"expected {np.dtype(dtype).name} values, got {c.type}", path=path,
-                             field=name) from None
-    img = col("image_id", np.int64)
-    cat = col("category_id", np.int64)
-    score = col("score", np.float64)
+            raise InputError("null value", path=path, record=first_null(c), field=name)
+        v = c.to_numpy()
+        if integer and v.dtype == np.uint64 and len(v) and v.max() > np.iinfo(np.int64).max:
+            i = int(np.argmax(v > np.iinfo(np.int64).max))
+            raise InputError("expected an integer that fits in 64 bits", path=path, record=i, field=name)
+        return v.astype(np.int64 if integer else np.float64, copy=False)
+
+    img = col("image_id", True)
+    cat = col("category_id", True)
+    score = col("score", False)
     bbox = None
     if "bbox" in names:
-        import pyarrow as pa
         c = table.column("bbox").combine_chunks()
+        if not (pa.types.is_fixed_size_list(c.type) or pa.types.is_list(c.type)
+                or pa.types.is_large_list(c.type)) or not numeric(c.type.value_type, False):
+            raise InputError(f"expected a list of 4 numbers per row, got column type {c.type}", path=path,
+                             field="bbox")
         if c.null_count:
-            i = int(np.flatnonzero(c.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError("null value", path=path, record=i, field="bbox")
+            raise InputError("null value", path=path, record=first_null(c), field="bbox")
         if pa.types.is_fixed_size_list(c.type):
             if c.type.list_size != 4:
-                raise InputError(f"expected 4 numbers per bbox, got {c.type.list_size}", path=path, field="bbox")
-            bbox = c.flatten().to_numpy().astype(np.float64).reshape(-1, 4)
-        elif pa.types.is_list(c.type) or pa.types.is_large_list(c.type):
+                raise InputError(f"expected 4 numbers [x, y, w, h] per bbox, got {c.type.list_size}",
+                                 path=path, field="bbox")
+        else:
             lens = c.value_lengths().to_numpy()
             bad = np.flatnonzero(lens != 4)
             if len(bad):
                 raise InputError(f"expected 4 numbers [x, y, w, h], got {int(lens[bad[0]])}", path=path,
                                  record=int(bad[0]), field="bbox")
-            bbox = c.flatten().to_numpy().astype(np.float64).reshape(-1, 4)
-        else:
-            raise InputError(f"expected a list of 4 numbers, got {c.type}", path=path, field="bbox")
+        flat = c.flatten()
+        if flat.null_count:
+            j = first_null(flat)
+            row = j // 4 if pa.types.is_fixed_size_list(c.type) else int(pc.list_parent_indices(c)[j].as_py())
+            raise InputError("null coordinate", path=path, record=row, field="bbox")
+        bbox = flat.to_numpy().astype(np.float64).reshape(-1, 4)
     elif {"x", "y", "w", "h"} <= names:
-        bbox = np.stack([col(k, np.float64) for k in ("x", "y", "w", "h")], axis=1)
+        bbox = np.stack([col(k, False) for k in ("x", "y", "w", "h")], axis=1)
     segm = None
-    if "segmentation" in names or "segm_counts" in names:
-        counts = table.column("segm_counts" if "segm_counts" in names else "segmentation").to_pylist()
-        hs = table.column("segm_h").to_pylist()
-        ws = table.column("segm_w").to_pylist()
-        segm = [{"size": [h, w], "counts": c} for c, h, w in zip(counts, hs, ws)]
+    if "segm_counts" in names or "segmentation" in names:
+        name = "segm_counts" if "segm_counts" in names else "segmentation"
+        c = table.column(name)
+        if pa.types.is_struct(c.type):
+            segm = c.to_pylist()
+        elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_binary(c.type):
+            for k in ("segm_h", "segm_w"):
+                if k not in names:
+                    raise InputError(f"missing required column (masks as RLE strings need {name}, segm_h "
+                                     f"and segm_w; the file has: {have})", path=path, field=k)
+            hs, ws = col("segm_h", True), col("segm_w", True)
+            segm = [{"size": [int(h), int(w)], "counts": v} for v, h, w in zip(c.to_pylist(), hs, ws)]
+        else:
+            raise InputError(f"expected RLE strings or {{size, counts}} structs, got column type {c.type}",
+                             path=path, field=name)
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(len(score), dtype=np.int64))
 
@@ -200,22 +275,53 @@ def _from_python(obj, path: str) -> Detections:
             if k not in obj:
                 raise InputError("missing required column", path=path, field=k)
         n = len(obj["score"])
+
+        def column(name, dtype, shape):
+            v = np.asarray(obj[name])
+            if v.dtype.kind not in "iub" + ("f" if dtype is np.float64 else ""):
+                if not (v.dtype.kind == "f" and np.array_equal(v, np.round(v))):   # 1.0 as an id is fine
+                    raise InputError(f"expected {'integers' if dtype is np.int64 else 'numbers'}, got "
+                                     f"dtype {v.dtype}", path=path, field=name)
+            if v.size != int(np.prod(shape)):
+                raise InputError(f"expected shape {shape} (as many rows as 'score'), got {v.shape}",
+                                 path=path, field=name)
+            return v.astype(dtype).reshape(shape)
+
         bbox = obj.get("bbox")
         segm = obj.get("segmentation")
-        return Detections(img_id=np.asarray(obj["image_id"], np.int64).reshape(n),
-                          cat_id=np.asarray(obj["category_id"], np.int64).reshape(n),
-                          score=np.asarray(obj["score"], np.float64).reshape(n),
-                          bbox=None if bbox is None else np.asarray(bbox, np.float64).reshape(n, 4),
+        if segm is not None and len(segm) != n:
+            raise InputError(f"expected {n} masks (as many rows as 'score'), got {len(segm)}", path=path,
+                             field="segmentation")
+        return Detections(img_id=column("image_id", np.int64, (n,)),
+                          cat_id=column("category_id", np.int64, (n,)),
+                          score=column("score", np.float64, (n,)),
+                          bbox=None if bbox is None else column("bbox", np.float64, (n, 4)),
                           segm=None if segm is None else list(segm), path=path,
                           record=np.arange(n, dtype=np.int64))
     if isinstance(obj, (list, tuple)):
         try:
             dets = msgspec.convert(list(obj), list[_Det])
-        except msgspec.ValidationError as exc:
-            raise decode_error(exc, b"", path) from None
+        except msgspec.ValidationError:
+            try:   # numpy scalars and arrays (np.int64 ids, np.float32 scores) are fine as values
+                dets = msgspec.convert([_plain(r) for r in obj], list[_Det])
+            except msgspec.ValidationError as exc:
+                raise decode_error(exc, b"", path) from None
         return _columns(dets, path)
     raise TypeError(f"results must be a path, a list of dicts, a dict of columns or Detections, "
                     f"not {type(obj).__name__}")
+
+
+def _plain(v):
+    """``v`` with numpy scalars and arrays turned into Python numbers and lists."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def load_results(source: Any, *, path: str | None = None) -> Detections:
@@ -225,12 +331,20 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
     if isinstance(source, (str, os.PathLike)):
         p = str(source)
         low = p.lower()
-        if low.endswith((".parquet", ".pq")):
-            if not os.path.exists(p):
-                raise InputError("file not found", path=p)
+        fmt = "parquet" if low.endswith((".parquet", ".pq")) else (
+            "jsonl" if low.endswith((".jsonl", ".ndjson")) else "json")
+        size = check_file(p)
+        check_memory(p, size, fmt)
+        if fmt == "parquet":
             return _from_parquet(p)
+        if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
+            with no_gc():
+                d = decode_chunked(p, _ARRAY, _columns, concat_columns)
+            if d is not None:
+                return d
+            check_memory(p, size, fmt, whole=True)   # the precise error needs the whole file in memory
         buf = read_bytes(p)
-        if low.endswith((".jsonl", ".ndjson")):
+        if fmt == "jsonl":
             return _from_json_lines(buf, p)
         return _from_json_array(buf, p)
     return _from_python(source, path or "<results>")
@@ -247,13 +361,19 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
     notices = Notices()
     notices.merge(dets.notices)
     rec = dets.record if dets.record is not None else np.arange(len(dets))
+    lines = dets.line
+
+    def at(i):   # where row i came from: record index, and line for JSON Lines
+        return dict(path=path, record=int(rec[i]), line=None if lines is None else int(lines[i]))
+
     bad = np.flatnonzero(~np.isfinite(dets.score) | (dets.score < 0))
     if len(bad):
         i = int(bad[0])
-        raise InputError(f"score must be a finite number >= 0, got {dets.score[i]!r}", path=path,
-                         record=int(rec[i]), field="score")
+        raise InputError(f"must be a finite number >= 0, got {float(dets.score[i])}", **at(i),
+                         field="score")
     if len(dets) and dets.score.max() > 1:
-        notices.warn(f"{path}: {int((dets.score > 1).sum())} scores are above 1 (allowed; "
+        # no path in notices: they go into the output JSON, which must not depend on where files are
+        notices.warn(f"results: {int((dets.score > 1).sum())} scores are above 1 (allowed; "
                      "calibration and pooled AP assume comparable scores)")
     if iou_type == "segm" and dets.segm is None:
         raise InputError("segm evaluation requested but the results carry no 'segmentation' masks",
@@ -269,8 +389,8 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         badb = np.flatnonzero(~np.isfinite(b).all(axis=1) | (b[:, 2] <= 0) | (b[:, 3] <= 0))
         if len(badb):
             i = int(badb[0])
-            raise InputError(f"bbox width and height must be finite and > 0, got {b[i].tolist()}",
-                             path=path, record=int(rec[i]), field="bbox")
+            raise InputError(f"expected [x, y, w, h] with finite numbers and w > 0, h > 0, got {b[i].tolist()}",
+                             **at(i), field="bbox")
 
     img_idx, ok_img = gt.image_index(dets.img_id)
     cat_idx, ok_cat = gt.category_index(dets.cat_id)
@@ -285,22 +405,23 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
                 raise InputError(f"unknown {what} {int(getattr(dets, 'img_id' if what == 'image_id' else 'cat_id')[i])}"
                                  f" (not in the ground truth; use --on-unknown-"
                                  f"{'image' if what == 'image_id' else 'category'} skip to drop such records)",
-                                 path=path, record=int(rec[i]), field=field_)
+                                 **at(i), field=field_)
             notices.skip(f"unknown {what}", int((~ok & keep).sum()))
             keep &= ok
     if not keep.all():
         dets = dets.take(keep)
         img_idx, cat_idx = img_idx[keep], cat_idx[keep]
         rec = rec[keep]
+        lines = None if lines is None else lines[keep]
 
     segm = dets.segm
     area = None
     if segm is not None and iou_type == "segm":
-        segm, area = _check_masks(segm, gt, img_idx, path, rec)
+        segm, area = _check_masks(segm, gt, img_idx, path, rec, lines)
     bbox = dets.bbox
     if bbox is None and segm is not None:
         from pycocotools import mask as mask_utils
-        segm = segm if iou_type == "segm" else _check_masks(segm, gt, img_idx, path, rec)[0]
+        segm = segm if iou_type == "segm" else _check_masks(segm, gt, img_idx, path, rec, lines)[0]
         bbox = mask_utils.toBbox(segm).reshape(-1, 4).astype(np.float64) if len(segm) else np.zeros((0, 4))
     if area is None:
         area = bbox[:, 2] * bbox[:, 3]
@@ -310,14 +431,58 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         outside = (bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + bbox[:, 2] > w) | (bbox[:, 1] + bbox[:, 3] > h)
         n_out = int(outside.sum())
         if n_out:
-            notices.warn(f"{path}: {n_out} boxes extend outside their image (evaluated as given)")
+            notices.warn(f"results: {n_out} boxes extend outside their image (evaluated as given)")
             notices.flag("boxes outside the image (evaluated as given)", n_out)
     return replace(dets, bbox=bbox, segm=segm, img_idx=img_idx.astype(np.int64),
                    cat_idx=cat_idx.astype(np.int64), area=np.asarray(area, np.float64), record=rec,
                    notices=notices)
 
 
-def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray):
+def _finite_numbers(v) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+
+
+def polygon_problem(seg) -> str | None:
+    """What is wrong with a list of polygons (COCO format), or None."""
+    if not seg:
+        return "expected at least one polygon, got an empty list"
+    for j, poly in enumerate(seg):
+        if not isinstance(poly, list):
+            return f"polygon {j}: expected a list of numbers [x1, y1, x2, y2, ...], got {type(poly).__name__}"
+        if len(poly) < 6 or len(poly) % 2:
+            return (f"polygon {j}: a polygon needs at least 3 points (6 numbers, an even count), "
+                    f"got {len(poly)} numbers")
+        try:   # one C-level sum: NaN or infinity anywhere makes it non-finite (fast on large sets)
+            total = sum(poly)
+        except TypeError:
+            total = None
+        if not isinstance(total, (int, float)) or not math.isfinite(total):
+            return f"polygon {j}: coordinates must be finite numbers"
+    return None
+
+
+def rle_problem(s: dict, h: int, w: int) -> str | None:
+    """What is wrong with an RLE {size, counts} for an h x w image, or None."""
+    size = s["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_finite_numbers([v]) for v in size)):
+        return f"size: expected [height, width], got {size!r:.40}"
+    if [size[0], size[1]] != [h, w]:
+        return f"size: RLE size {list(size)} does not match the image ({h}x{w}, height x width)"
+    c = s["counts"]
+    if isinstance(c, list):
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in c):
+            return "counts: uncompressed RLE counts must be non-negative integers"
+        if sum(c) != h * w:
+            return f"counts: uncompressed RLE counts sum to {sum(c)}, expected height*width = {h * w}"
+        return None
+    if isinstance(c, (str, bytes)):
+        cb = c.encode() if isinstance(c, str) else c
+        why = counts_problem(cb, h * w)
+        return None if why is None else f"counts: malformed compressed RLE: {why}"
+    return f"counts: expected a string or a list of integers, got {type(c).__name__}"
+
+
+def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None):
     """Normalise result masks to compressed RLE and compute their areas."""
     from pycocotools import mask as mask_utils
 
@@ -325,34 +490,25 @@ def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray
     for i, s in enumerate(segm):
         ii = img_idx[i]
         h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
+        where = dict(path=path, record=int(rec[i]), line=None if lines is None else int(lines[i]))
         if isinstance(s, dict) and "counts" in s and "size" in s:
-            size = s["size"]
-            if not (isinstance(size, (list, tuple)) and len(size) == 2 and [int(size[0]), int(size[1])] == [h, w]):
-                raise InputError(f"RLE size {size!r} does not match the image ({h}x{w})", path=path,
-                                 record=int(rec[i]), field="segmentation.size")
+            problem = rle_problem(s, h, w)
+            if problem:
+                sub, _, why = problem.partition(": ")
+                raise InputError(why, **where, field=f"segmentation.{sub}")
             c = s["counts"]
             if isinstance(c, list):
-                if not all(isinstance(x, int) and x >= 0 for x in c) or sum(c) != h * w:
-                    raise InputError("uncompressed RLE counts must be non-negative integers summing to "
-                                     "height*width", path=path, record=int(rec[i]), field="segmentation.counts")
-                s = mask_utils.frPyObjects(s, h, w)
-            elif isinstance(c, (str, bytes)):
-                cb = c.encode() if isinstance(c, str) else c
-                if not _valid_counts(cb, h * w):
-                    raise InputError("malformed compressed RLE counts", path=path, record=int(rec[i]),
-                                     field="segmentation.counts")
-                s = {"size": [h, w], "counts": cb}
+                s = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
             else:
-                raise InputError("RLE counts must be a string or a list of integers", path=path,
-                                 record=int(rec[i]), field="segmentation.counts")
+                s = {"size": [h, w], "counts": c.encode() if isinstance(c, str) else c}
         elif isinstance(s, list):
-            if not s or any(not isinstance(p, list) or len(p) < 6 or len(p) % 2 for p in s):
-                raise InputError("polygon needs at least 3 points (6 numbers, an even count)", path=path,
-                                 record=int(rec[i]), field="segmentation")
+            problem = polygon_problem(s)
+            if problem:
+                raise InputError(problem, **where, field="segmentation")
             s = mask_utils.merge(mask_utils.frPyObjects(s, h, w))
         else:
-            raise InputError("expected an RLE {size, counts} or polygons", path=path, record=int(rec[i]),
-                             field="segmentation")
+            raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
+                             **where, field="segmentation")
         out.append(s)
     return out, mask_area(out)
 
@@ -368,37 +524,52 @@ def mask_area(rles: list) -> np.ndarray:
 
 
 def _valid_counts(cb: bytes, total: int) -> bool:
-    """Decode COCO's compressed RLE string and check its runs sum to height*width."""
+    """Whether COCO's compressed RLE string ``cb`` decodes to runs summing to ``total``."""
+    return counts_problem(cb, total) is None
+
+
+def counts_problem(cb: bytes, total: int) -> str | None:
+    """What is wrong with COCO's compressed RLE string ``cb`` for a mask of ``total`` pixels, or None."""
+    counts, why = decode_counts(cb)
+    if why is None and int(counts.sum()) != total:
+        why = f"runs sum to {int(counts.sum())}, expected height*width = {total}"
+    return why
+
+
+def decode_counts(cb: bytes):
+    """Run lengths of COCO's compressed RLE string (pycocotools' rleFrString, vectorised).
+
+    Returns (counts, None), or (None, reason) for characters outside the alphabet, a run cut
+    off, or a negative run length."""
     arr = np.frombuffer(cb, dtype=np.uint8)
     if len(arr) == 0:
-        return total == 0
+        return np.zeros(0, np.int64), None
     if arr.min() < 48 or arr.max() > 111:
-        return False
+        return None, "characters outside COCO's compressed RLE alphabet ('0' to 'o')"
     v = arr.astype(np.int64) - 48
     more = (v & 0x20) != 0
     if more[-1]:
-        return False
+        return None, "the string ends in the middle of a run"
     ends = np.flatnonzero(~more)
     starts = np.r_[0, ends[:-1] + 1]
     # value = sum of 5-bit groups, little end first; sign from bit 4 of the last group
     pos = np.arange(len(v)) - np.repeat(starts, ends - starts + 1)
     if pos.max() > 12:
-        return False
+        return None, "a run is encoded with too many characters"
     vals = np.add.reduceat((v & 0x1F) << (5 * pos), starts)
     neg = (v[ends] & 0x10) != 0
     vals = np.where(neg, vals - (1 << (5 * (pos[ends] + 1))), vals)
-    # deltas: counts[i] += counts[i-2] for i > 2
+    # runs are delta-coded from index 3 on: counts[i] += counts[i-2], in two interleaved chains
     counts = vals.copy()
     if len(counts) > 3:
-        # counts[k] for k>2 accumulates in two interleaved chains starting at 1 and 2
         for start in (1, 2):
             idx = np.arange(start, len(counts), 2)
             chain = counts[idx]
             if len(chain) > 1:
                 counts[idx] = np.cumsum(chain)
     if (counts < 0).any():
-        return False
-    return int(counts.sum()) == total
+        return None, "decodes to a negative run length"
+    return counts, None
 
 
 def write_results(dets: Detections, path: str) -> None:
@@ -415,6 +586,12 @@ def write_results(dets: Detections, path: str) -> None:
         if dets.bbox is not None:
             cols["bbox"] = pa.FixedSizeListArray.from_arrays(pa.array(dets.bbox.reshape(-1), pa.float64()), 4)
         if dets.segm is not None:
+            for i, m in enumerate(dets.segm):
+                if not (isinstance(m, dict) and isinstance(m.get("counts"), (str, bytes))):
+                    raise InputError("Parquet stores masks as compressed RLE; this one is polygons or "
+                                     "uncompressed RLE (evaluate with --iou-type segm, or convert to JSON)",
+                                     path=dets.path, record=int(dets.record[i]) if dets.record is not None else i,
+                                     field="segmentation")
             cols["segm_counts"] = pa.array([s["counts"].decode() if isinstance(s["counts"], bytes) else s["counts"]
                                             for s in dets.segm], pa.string())
             cols["segm_h"] = pa.array([int(s["size"][0]) for s in dets.segm], pa.int32())

@@ -1,0 +1,174 @@
+"""Resource safety: a results file too large for the memory available is refused before it is read,
+with a message pointing to ``lveval topk``, instead of an out-of-memory kill."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import orjson
+import pytest
+
+import lveval
+from lveval.errors import ResourceError
+from lveval.io import jsonfile
+from lveval.io.results import load_results
+from conftest import results_list, run_cli
+
+MESSAGE = re.compile(r"^(?P<path>.+) is [\d.]+ (bytes|KB|MB|GB); evaluating it needs about [\d.]+ (bytes|KB|MB|GB) "
+                     r"but only (?P<avail>[\d.]+ (bytes|KB|MB|GB)) is available; reduce it with "
+                     r"`lveval topk (?P=path) --per-class 10000 --out smaller.json` first$")
+
+
+@pytest.fixture
+def many(tmp_path):
+    p = tmp_path / "many.json"
+    p.write_bytes(orjson.dumps(results_list() * 40))   # 200 detections, ~13 KB
+    return p
+
+
+def test_refused_before_reading(monkeypatch, many):
+    monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", "50000")
+
+    def must_not_read(path):
+        raise AssertionError("the file was read before the memory check")
+    monkeypatch.setattr("lveval.io.results.read_bytes", must_not_read)
+    with pytest.raises(ResourceError) as e:
+        load_results(str(many))
+    m = MESSAGE.match(str(e.value))
+    assert m and m["path"] == str(many) and m["avail"] == "48.8 KB", str(e.value)   # 50000 / 1024
+
+
+@pytest.mark.parametrize("limit", [str(1 << 30), "none"])
+def test_enough_memory_or_check_off(monkeypatch, many, limit):
+    monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", limit)
+    assert len(load_results(str(many))) == 200
+
+
+def test_bad_override_is_reported(monkeypatch, many):
+    monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", "lots")
+    with pytest.raises(ResourceError, match="LVEVAL_MEMORY_LIMIT must be a number of bytes"):
+        load_results(str(many))
+
+
+def test_jsonl_and_parquet_are_checked_too(monkeypatch, tmp_path, many):
+    from lveval.io.results import write_results
+
+    d = load_results(str(many))
+    for ext in (".jsonl", ".parquet"):
+        p = tmp_path / ("r" + ext)
+        write_results(d, str(p))
+        monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", "20000")
+        with pytest.raises(ResourceError, match="lveval topk"):
+            load_results(str(p))
+        monkeypatch.delenv("LVEVAL_MEMORY_LIMIT")
+        assert len(load_results(str(p))) == 200
+
+
+def test_available_memory_reads_meminfo_and_cgroup(monkeypatch, tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    8000000 kB\n")
+    v2_max, v2_cur = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.delenv("LVEVAL_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(jsonfile, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(jsonfile, "CGROUP_FILES", ((str(v2_max), str(v2_cur)),))
+    assert jsonfile.available_memory() == 8000000 * 1024          # no cgroup files: MemAvailable
+    v2_max.write_text("max\n")
+    v2_cur.write_text("123\n")
+    assert jsonfile.available_memory() == 8000000 * 1024          # an unlimited cgroup changes nothing
+    v2_max.write_text(str(2 << 30))
+    v2_cur.write_text(str(1 << 29))
+    assert jsonfile.available_memory() == (2 << 30) - (1 << 29)   # the container's limit minus its usage
+    monkeypatch.setattr(jsonfile, "MEMINFO", str(tmp_path / "absent"))
+    monkeypatch.setattr(jsonfile, "CGROUP_FILES", ())
+    assert jsonfile.available_memory() is None                     # unknown: no check
+
+
+def _mem_total() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for ln in f:
+                if ln.startswith("MemTotal:"):
+                    return int(ln.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@pytest.mark.parametrize("ext", [".json", ".jsonl"])
+def test_file_far_larger_than_memory_is_refused_by_the_cli(tmp_path, gt_file, ext):
+    """No override: the real MemAvailable/cgroup figures refuse a (sparse) file 4x the machine's memory."""
+    total = _mem_total()
+    if total is None:
+        pytest.skip("needs /proc/meminfo")
+    big = tmp_path / ("huge" + ext)
+    with open(big, "wb") as f:
+        f.truncate(4 * total)
+    if os.stat(big).st_blocks * 512 > 1 << 20:
+        os.unlink(big)
+        pytest.skip("the file system does not keep sparse files sparse")
+    out = tmp_path / "out.json"
+    p = run_cli(["evaluate", gt_file, big, "--json", out])
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lveval: error: ")
+    assert MESSAGE.match(lines[0][len("lveval: error: "):]), lines[0]
+    assert not out.exists()
+
+
+PEAK = textwrap.dedent("""
+    import os, sys
+    import lveval, lveval.metrics
+    from lveval.io.gt import load_gt
+    from lveval.io.jsonfile import estimate_memory
+
+    def high_water():   # VmHWM starts afresh at exec, unlike ru_maxrss
+        for ln in open("/proc/self/status"):
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1]) * 1024
+
+    gt = load_gt(lveval.data_path())
+    base = high_water()
+    lveval.evaluate(gt, sys.argv[1])
+    fmt = "jsonl" if sys.argv[1].endswith(".jsonl") else "json"
+    print(high_water() - base, estimate_memory(sys.argv[1], os.path.getsize(sys.argv[1]), fmt))
+""")
+
+
+def test_estimate_is_not_below_the_real_peak(tmp_path):
+    """The estimate must not promise less than an evaluation takes (that is the OOM it prevents),
+    nor be so pessimistic that it refuses files that fit (within a factor 6)."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc/self/status")
+    from lveval.io.results import write_results
+    from lveval.simulate import simulate
+
+    res = simulate(lveval.data_path(), seed=0, candidates_per_image=1500)   # 150k detections
+    p = tmp_path / "r.json"
+    p.write_bytes(orjson.dumps(res))
+    q = tmp_path / "r.jsonl"
+    write_results(load_results(str(p)), str(q))
+    for f in (p, q):
+        r = subprocess.run([sys.executable, "-c", PEAK, str(f)], capture_output=True, text=True, check=True)
+        grew, est = map(int, r.stdout.split())
+        assert grew <= est <= 6 * grew, (f.name, grew, est)
+
+
+def test_the_suggested_topk_command_works(tmp_path, gt_file):
+    """Follow the message literally: run the `lveval topk ...` it names, then evaluate the smaller file
+    (3 classes x 10,000 kept of 200k detections)."""
+    big = tmp_path / "big.json"
+    big.write_bytes(orjson.dumps(results_list() * 40_000))   # 200k detections, 13 MB
+    est = jsonfile.estimate_memory(str(big), big.stat().st_size, "json")
+    limit = {"LVEVAL_MEMORY_LIMIT": str(est * 2 // 3)}
+    p = run_cli(["evaluate", gt_file, big, "--quiet"], env=limit)
+    assert p.returncode == 2, p.stderr
+    command = re.search(r"`lveval (topk [^`]+)`", p.stderr).group(1).split()
+    assert command == ["topk", str(big), "--per-class", "10000", "--out", "smaller.json"]
+    r = subprocess.run([sys.executable, "-m", "lveval.cli", *command], cwd=tmp_path, capture_output=True,
+                       text=True, env={**os.environ, **limit})
+    assert r.returncode == 0, r.stderr
+    p = run_cli(["evaluate", gt_file, tmp_path / "smaller.json", "--quiet"], env=limit)
+    assert p.returncode == 0, p.stderr
