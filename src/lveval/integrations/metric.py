@@ -1,0 +1,201 @@
+"""PyTorch-loop metrics in torchmetrics' style: ``update`` / ``compute`` / ``reset``, mergeable.
+
+Neither torch nor torchmetrics is imported: inputs may be numpy arrays, lists
+or torch tensors (converted on the CPU), states are plain numpy arrays, so
+workers can exchange them with any transport (``torch.distributed``'s
+``all_gather_object``, files, queues) and :meth:`merge` them.
+
+    metric = FixedAPMetric("lvis_v1_val.json", label_to_category=cat_ids)
+    for images, targets in loader:
+        out = model(images)
+        metric.update(out, image_ids=[t["image_id"] for t in targets])
+    figures = metric.compute()        # {"AP-Fixed": ..., "APr-Fixed": ..., "AP-Old": ..., "AP-Pool": ...}
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..topk import TopKPerClass, _to_numpy
+
+PROTOCOL_SUFFIX = {"old": "Old", "fixed": "Fixed", "pooled": "Pool"}
+
+
+def flat_figures(result, protocols=("old", "fixed", "pooled")) -> dict:
+    """``{"AP-Fixed": 0.25, "APr-Fixed": ..., "AP-Old": ..., "AP-Pool": ...}`` from an EvalResult."""
+    out = {}
+    for p in protocols:
+        d = getattr(result, p, None)
+        if d:
+            for k, v in d.items():
+                out[f"{k}-{PROTOCOL_SUFFIX[p]}"] = float(v)
+    return out
+
+
+class _LabelMap:
+    """Contiguous label -> dataset category id (a sequence, a mapping, or identity)."""
+
+    def __init__(self, mapping):
+        self.table = None
+        self.mapping = None
+        if mapping is None:
+            return
+        if isinstance(mapping, Mapping):
+            self.mapping = {int(k): int(v) for k, v in mapping.items()}
+            keys = np.array(sorted(self.mapping), np.int64)
+            if len(keys) and keys.min() >= 0 and keys.max() < 1 << 20:
+                self.table = np.full(int(keys.max()) + 1, -1, np.int64)
+                self.table[keys] = [self.mapping[int(k)] for k in keys]
+        else:
+            self.table = np.asarray(list(mapping), np.int64)
+
+    def __call__(self, labels: np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, np.int64)
+        if self.table is None and self.mapping is None:
+            return labels
+        if self.table is not None:
+            ok = (labels >= 0) & (labels < len(self.table))
+            out = np.where(ok, self.table[np.clip(labels, 0, max(len(self.table) - 1, 0))], -1)
+        else:
+            out = np.array([self.mapping.get(int(x), -1) for x in labels], np.int64)
+        if len(out) and (out < 0).any():
+            bad = int(labels[np.flatnonzero(out < 0)[0]])
+            raise ValueError(f"label {bad} has no category id in label_to_category")
+        return out
+
+
+class TopKPerClassCollector(TopKPerClass):
+    """:class:`lveval.topk.TopKPerClass` with torchmetrics-style ``update`` / ``compute`` / ``reset``.
+
+    ``update(preds, image_ids=None)`` takes a list of per-image dicts
+    (torchvision's ``boxes``/``scores``/``labels``; ``image_id`` in the dict or
+    in ``image_ids``). Boxes are XYXY by default (torchvision, detectron2);
+    ``label_to_category`` maps model labels to dataset category ids (a
+    sequence indexed by label, or a dict). ``compute()`` returns the kept
+    detections as columns for :func:`lveval.evaluate`.
+    """
+
+    def __init__(self, k: int = 10_000, per_image: int | None = None, *, box_format: str = "xyxy",
+                 label_to_category=None, per_image_scope: str = "image"):
+        super().__init__(k, per_image, box_format=box_format, per_image_scope=per_image_scope)
+        self.label_to_category = label_to_category
+        self._labels = _LabelMap(label_to_category)
+
+    def update(self, preds: Sequence[Mapping[str, Any]], image_ids: Sequence | None = None) -> None:
+        """Add a batch of per-image predictions."""
+        if isinstance(preds, Mapping):
+            preds = [preds]
+        if image_ids is not None and len(image_ids) != len(preds):
+            raise ValueError(f"{len(preds)} predictions but {len(image_ids)} image ids")
+        for i, p in enumerate(preds):
+            img = image_ids[i] if image_ids is not None else p.get("image_id")
+            if img is None:
+                raise ValueError("each prediction needs an image_id (in the dict or via image_ids=)")
+            img = int(_to_numpy(img).reshape(-1)[0])
+            labels = self._labels(_to_numpy(p["labels"]).reshape(-1))
+            self.add(img, _to_numpy(p["boxes"]).reshape(-1, 4), p["scores"], labels, p.get("masks_rle"))
+
+    def compute(self) -> dict:
+        """The kept detections as columns (image_id, category_id, score, bbox xywh)."""
+        return self.to_columns()
+
+
+class FixedAPMetric:
+    """AP-Fixed (and AP-Old, AP-Pool) of detections accumulated batch by batch, in bounded memory.
+
+    ``gt``: ground truth (path, dict or GroundTruth), loaded once.
+    ``max_dets_per_class``: AP-Fixed's budget K; ``max_dets_per_image``:
+    AP-Old's cap (default: 300 for LVIS, 100 for COCO). Only the top K per
+    class (and, when ``"old"`` is among ``protocols``, the top N per image)
+    are kept while updating, and :meth:`compute` gives the same figures as
+    ``lveval evaluate`` on all the detections. ``compute()`` returns flat keys
+    (``AP-Fixed``, ``APr-Fixed``, ``AP-Old``, ``AP-Pool``, ...); the full
+    :class:`lveval.metrics.EvalResult` is kept in ``self.result``.
+    """
+
+    def __init__(self, gt, *, iou_type: str = "bbox", max_dets_per_class: int = 10_000,
+                 max_dets_per_image: int | None = None, protocols=("old", "fixed", "pooled"),
+                 box_format: str = "xyxy", label_to_category=None, dataset: str | None = None,
+                 on_unknown_image: str = "error", on_unknown_category: str = "error"):
+        from ..io.gt import load_gt
+
+        self.gt = load_gt(gt, dataset=dataset)
+        if iou_type not in ("bbox", "segm"):
+            raise ValueError("iou_type must be 'bbox' or 'segm'")
+        self.iou_type = iou_type
+        self.protocols = tuple(protocols)
+        self.max_dets_per_class = int(max_dets_per_class)
+        if max_dets_per_image is None:
+            max_dets_per_image = 300 if self.gt.kind == "lvis" else 100
+        self.max_dets_per_image = int(max_dets_per_image)
+        self.box_format = box_format
+        self.label_to_category = label_to_category
+        self.eval_kwargs = dict(on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
+        self.result = None
+        self.reset()
+
+    def _new_collector(self) -> TopKPerClassCollector:
+        per_image = self.max_dets_per_image if "old" in self.protocols else None
+        scope = "image_category" if self.gt.kind == "coco" else "image"
+        return TopKPerClassCollector(self.max_dets_per_class, per_image, box_format=self.box_format,
+                                     label_to_category=self.label_to_category, per_image_scope=scope)
+
+    def reset(self) -> None:
+        """Forget all detections."""
+        self.collector = self._new_collector()
+        self.result = None
+
+    def update(self, preds, image_ids=None) -> None:
+        """Add a batch: a list of dicts with ``boxes`` (n, 4), ``scores`` (n,), ``labels`` (n,)
+        and ``image_id`` (or pass ``image_ids``); segm evaluation also needs ``masks_rle``
+        (COCO RLE dicts) or ``masks`` (n, H, W) binary arrays."""
+        if isinstance(preds, Mapping):
+            preds = [preds]
+        if self.iou_type == "segm":
+            preds = [_with_rle(p) for p in preds]
+        self.collector.update(preds, image_ids)
+
+    def state(self) -> dict:
+        """Picklable state (numpy arrays) for exchange between workers."""
+        return self.collector.state()
+
+    def merge(self, other) -> "FixedAPMetric":
+        """Add another worker's detections (a FixedAPMetric or its :meth:`state`); returns self."""
+        s = other.state() if isinstance(other, FixedAPMetric) else other
+        self.collector.load_state(s)
+        return self
+
+    def compute(self) -> dict:
+        """Evaluate the kept detections; flat figures (fractions, -1 where undefined)."""
+        from ..metrics import evaluate
+
+        cols = self.collector.compute()
+        self.result = evaluate(self.gt, cols, iou_type=self.iou_type, protocols=self.protocols,
+                               max_dets_per_image=self.max_dets_per_image,
+                               max_dets_per_class=self.max_dets_per_class, **self.eval_kwargs)
+        return flat_figures(self.result, self.protocols)
+
+
+def _with_rle(p: Mapping) -> Mapping:
+    if "masks_rle" in p:
+        return p
+    if "masks" not in p:
+        raise ValueError("segm evaluation needs 'masks_rle' (RLE dicts) or 'masks' (n, H, W) per image")
+    q = dict(p)
+    q["masks_rle"] = encode_masks(p["masks"])
+    return q
+
+
+def encode_masks(masks) -> list:
+    """COCO compressed RLEs (``counts`` as str) of binary masks (n, H, W); values > 0.5 are foreground."""
+    from pycocotools import mask as mask_utils
+
+    m = _to_numpy(masks)
+    if m.ndim == 4:       # (n, 1, H, W) as torchvision returns
+        m = m[:, 0]
+    m = np.asfortranarray((m > 0.5).transpose(1, 2, 0).astype(np.uint8))
+    rles = mask_utils.encode(m) if m.shape[2] else []
+    for r in rles:
+        r["counts"] = r["counts"].decode()
+    return list(rles)
