@@ -14,7 +14,7 @@ import orjson
 
 from . import __version__
 from .atomic import atomic_write
-from .errors import InputError, LvevalError, ResourceError
+from .errors import InputError, ResourceError
 
 log = logging.getLogger("lveval")
 
@@ -81,7 +81,11 @@ def _print_result(result, quiet: bool) -> None:
 
 
 def cmd_evaluate(a) -> int:
+    from .distributed.cli import evaluate_distributed, wants_distributed
     from .metrics import evaluate
+
+    if wants_distributed(a):
+        return evaluate_distributed(a)
 
     protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
     check_writable(a.json)
@@ -149,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("gt", help="ground truth JSON (COCO or LVIS format)")
     e.add_argument("results", help="results: .json array, .jsonl or .parquet")
     _eval_options(e)
+    from .distributed.cli import add_arguments as _distributed_arguments
+    _distributed_arguments(e)   # --workers / --scheduler (needs the 'distributed' extra only when used)
     e.add_argument("--json", metavar="OUT", help="write all figures as JSON")
     _common(e)
     e.set_defaults(func=cmd_evaluate)
@@ -179,7 +185,8 @@ _EXTENSIONS: list = []
 def _load_extensions() -> None:
     import importlib
 
-    for mod in ("lveval.topk", "lveval.analysis.cli", "lveval.calibrate.cli", "lveval.report.cli"):
+    for mod in ("lveval.topk", "lveval.analysis.cli", "lveval.calibrate.cli", "lveval.report.cli",
+                "lveval.distributed.cli"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -159,17 +159,31 @@ class Evaluator:
         return summarize(prec, rec, self.params, self.gt, by_md), prec, rec
 
     def pooled_curves(self, m: Matching, selection: np.ndarray | None) -> dict:
-        sub = None if selection is None else selection[m.det]
-        pools = {"all": np.arange(self.gt.num_categories)}
-        if self.gt.kind == "lvis":
-            pools.update(self.gt.freq_groups())
-        return {name: pooled(m, sub, cats, self.params) for name, cats in pools.items()}
+        return pooled_curves(self.gt, self.params, m, None if selection is None else selection[m.det])
 
 
-def _per_class_table(gt: GroundTruth, dets: Detections, m: Matching | None, result: EvalResult) -> list:
+def pooled_curves(gt: GroundTruth, params: Params, m: Matching, subset: np.ndarray | None) -> dict:
+    """AP-Pool curves of every pool (all; r/c/f under LVIS rules) over rows ``subset`` of ``m``."""
+    pools = {"all": np.arange(gt.num_categories)}
+    if gt.kind == "lvis":
+        pools.update(gt.freq_groups())
+    return {name: pooled(m, subset, cats, params) for name, cats in pools.items()}
+
+
+def fixed_budget_warning(num_dets: np.ndarray, params: Params) -> str | None:
+    """The paper's advice when classes have fewer than K detections (None when none do)."""
+    K = params.max_dets_per_class
+    short = int((num_dets < K).sum())
+    if short and K >= 0:
+        return (f"{short} of {len(num_dets)} classes have fewer than {K} detections; "
+                f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
+                "threshold and raise its per-image output)")
+    return None
+
+
+def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, result: EvalResult) -> list:
+    """The ``per_class`` rows: counts per category and each protocol's class AP (-1 if undefined)."""
     K = gt.num_categories
-    num_dets = np.bincount(dets.cat_idx, minlength=K) if len(dets) else np.zeros(K, np.int64)
-    num_gt = m.num_gt[:, 0] if m is not None else np.bincount(gt.ann_cat[~gt.ann_ignore], minlength=K)
     rows = []
     aps = {}
     for p in ("old", "fixed"):
@@ -249,18 +263,14 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     if "fixed" in protocols:
         bar.start("accumulating AP-Fixed")
         res.fixed, res.precision["fixed"], res.recall["fixed"] = ev.summarize_selection(m, sel_fixed)
-        K = params.max_dets_per_class
-        counts = np.bincount(dets.cat_idx, minlength=g.num_categories)
-        short = int((counts < K).sum())
-        if short and K >= 0:
-            notices.warn(f"{short} of {g.num_categories} classes have fewer than {K} detections; "
-                         f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
-                         "threshold and raise its per-image output)")
+        w = fixed_budget_warning(np.bincount(dets.cat_idx, minlength=g.num_categories), params)
+        if w:
+            notices.warn(w)
         bar.done()
     if "pooled" in protocols:
         bar.start("accumulating AP-Pool")
         res.pooled_precision = ev.pooled_curves(m, sel_fixed)
         res.pooled = summarize_pooled(res.pooled_precision, params)
         bar.done()
-    res.per_class = _per_class_table(g, dets, m, res)
+    res.per_class = per_class_table(g, np.bincount(dets.cat_idx, minlength=g.num_categories), m.num_gt[:, 0], res)
     return res

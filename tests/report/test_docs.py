@@ -22,3 +22,12 @@ def test_cli_reference_lists_every_command(tmp_path):
     for name in ("evaluate", "topk", "report"):
         assert f"usage: lveval {name}" in text
     assert gen.main(["--out", str(out), "--check"]) == 0
+
+
+def test_committed_cli_reference_is_up_to_date():
+    """docs/cli.md must be regenerated (python docs/gen_cli_reference.py) when an option changes."""
+    path = os.path.join(HERE, "..", "..", "docs", "gen_cli_reference.py")
+    spec = importlib.util.spec_from_file_location("gen_cli_reference", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.main(["--check"]) == 0

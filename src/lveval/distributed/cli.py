@@ -1,0 +1,60 @@
+"""Command-line glue: ``lveval evaluate ... --workers N | --scheduler ADDRESS`` and ``lveval partition``.
+
+``add_arguments`` only adds options (it imports nothing from Dask), so the
+CLI works without the ``distributed`` extra until these options are used.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --scheduler, --workers and --shards to ``lveval evaluate``."""
+    g = parser.add_argument_group("sharded evaluation (needs: pip install 'lveval[distributed]')")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="evaluate on this Dask scheduler (e.g. tcp://host:8786), sharded by class")
+    g.add_argument("--workers", metavar="N", type=int, default=None,
+                   help="evaluate on a local Dask cluster of N worker processes, sharded by class")
+    g.add_argument("--shards", metavar="S", type=int, default=None,
+                   help="number of class shards (default: 4 per worker thread)")
+
+
+def wants_distributed(args) -> bool:
+    """True when ``lveval evaluate`` was given --scheduler or --workers."""
+    return bool(getattr(args, "scheduler", None) or getattr(args, "workers", None))
+
+
+def evaluate_distributed(args) -> int:
+    """``lveval evaluate`` on a Dask cluster: same output and JSON as the single-process command."""
+    from ..cli import _eval_kwargs, _print_result, write_json
+    from ..progress import auto_enabled
+    from .dask_backend import evaluate
+
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit("lveval: error: --workers must be at least 1")
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    r = evaluate(args.gt, args.results, protocols=protocols, scheduler=args.scheduler,
+                 workers=None if args.scheduler else args.workers, shards=args.shards,
+                 progress=auto_enabled(args.quiet), **_eval_kwargs(args))
+    _print_result(r, args.quiet)
+    if args.json:
+        write_json(args.json, r.to_dict())
+    return 0
+
+
+def _cmd_partition(args) -> int:
+    from .shard import partition
+
+    m = partition(args.results, args.out_dir, args.shards)
+    print(f"wrote {m['num_rows']} detections in {len(m['parts'])} class-partitioned files to {args.out_dir}")
+    return 0
+
+
+def register_cli(sub, common, eval_options, eval_kwargs) -> None:
+    """``lveval partition RESULTS OUT_DIR --shards S``."""
+    p = sub.add_parser("partition", help="write results as class-partitioned Parquet for sharded evaluation")
+    p.add_argument("results", help="results: .json array, .jsonl or .parquet")
+    p.add_argument("out_dir", help="output directory (one Parquet file per shard and manifest.json)")
+    p.add_argument("--shards", type=int, default=64, metavar="S", help="number of class shards (default 64)")
+    common(p)
+    p.set_defaults(func=_cmd_partition)

@@ -1,0 +1,236 @@
+"""Sharded evaluation on Dask distributed.
+
+The graph: (AP-Old only, LVIS rules) one ``cap_candidates`` task per chunk
+of rows, whose top-N-per-image lists the driver merges as they arrive into
+each image's threshold (at most N rows per image: the driver's memory, not
+a worker's); then one ``evaluate_shard`` task per class shard, given the
+thresholds; the driver gathers the shard results and reduces them. Every
+task is a pure function of its inputs, so when a worker dies the scheduler
+reruns its tasks elsewhere (rows in memory travel inside the task, files
+are read again) and the figures do not change.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+import warnings
+from typing import Any, Iterable
+
+from ..errors import InputError
+from ..io.gt import GroundTruth, load_gt
+from ..metrics import PROTOCOLS, EvalResult
+from ..params import Params
+from . import reduce, shard, work
+
+MERGE_MIN_ROWS = 1 << 20   # candidates gathered before the driver merges them
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError("sharded evaluation needs Dask distributed: "
+                                  "pip install 'lveval[distributed]'") from exc
+    return distributed
+
+
+@contextlib.contextmanager
+def client_for(client=None, workers: int | None = None, scheduler: str | None = None):
+    """``client`` as given; else a Client of ``scheduler``; else a local cluster of ``workers``
+    processes (one thread each); else the current default client, or a local cluster."""
+    distributed = _import_distributed()
+    if client is not None:
+        yield client
+        return
+    if scheduler:
+        with distributed.Client(scheduler) as c:
+            yield c
+        return
+    if workers is None:
+        try:
+            current = distributed.get_client()
+        except ValueError:   # no client in this process
+            current = None
+        if current is not None:
+            yield current
+            return
+        workers = os.cpu_count() or 1
+    with local_cluster(int(workers)) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def local_cluster(n_workers: int, **kwargs):
+    """A ``LocalCluster`` of ``n_workers`` single-threaded processes for evaluation.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which
+    also turns off glibc's adaptive mmap threshold: every large numpy
+    temporary is then a fresh mmap, and a shard task spends more time in page
+    faults than in numpy (measured 2-3x slower, see docs/distributed.md).
+    Workers started here keep the other pre-spawn settings but not that one.
+    """
+    import dask
+
+    distributed = _import_distributed()
+    env = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}).items()
+           if k != "MALLOC_TRIM_THRESHOLD_"}
+    opts = dict(threads_per_worker=1, processes=True, dashboard_address=":0")
+    opts.update(kwargs)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        return distributed.LocalCluster(n_workers=n_workers, **opts)
+
+
+def _submit(c, fn, *args, key):
+    with warnings.catch_warnings():   # shards in memory travel inside their tasks, on purpose
+        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+        return c.submit(fn, *args, key=key, pure=False)
+
+
+def _collect(futures, on_result=None) -> list:
+    """Results in task order, each fetched as soon as it is done and released on its worker,
+    so a worker never holds more than its unfetched results. ``on_result(result)`` consumes
+    results as they come instead (the list then holds None). Raises the error the engine
+    would meet first when tasks failed (after every task has finished)."""
+    distributed = _import_distributed()
+    index = {f.key: i for i, f in enumerate(futures)}
+    out = [None] * len(futures)
+    errors = []
+    for f in distributed.as_completed(futures):
+        if f.status == "error":
+            errors.append(f.exception())
+        elif not errors:
+            r = f.result()
+            if on_result is None:
+                out[index[f.key]] = r
+            else:
+                on_result(r)
+        f.release()
+    if errors:
+        raise _first_error(errors)
+    return out
+
+
+def _thresholds(futures, n: int, num_images: int):
+    """Merge the chunks' top-N lists as they arrive (on the driver) into each image's threshold.
+
+    The running merge holds at most N rows per image. An arriving row whose
+    score is below its image's current N-th best can never make the final
+    top N and is dropped at once; the rest are merged in batches at least as
+    large as the running set, so the driver's work stays near linear.
+    """
+    import numpy as np
+
+    state = {"merged": None, "pending": [], "size": 0, "floor": np.full(num_images, -np.inf), "thr": None}
+
+    def merge():
+        merged, thr = work.merge_candidates(n, *([state["merged"]] if state["merged"] else []),
+                                            *state["pending"], num_images=num_images)
+        state.update(merged=merged, thr=thr, floor=thr.score, pending=[], size=0)
+
+    def add(part):
+        keep = part.score >= state["floor"][part.img]
+        state["pending"].append(work.Candidates(part.img[keep], part.score[keep], part.record[keep]))
+        state["size"] += int(keep.sum())
+        held = len(state["merged"].record) if state["merged"] else 0
+        if state["size"] >= max(held, MERGE_MIN_ROWS):
+            merge()
+
+    _collect(futures, on_result=add)
+    if state["pending"] or state["merged"] is None:
+        merge()
+    return state["thr"]
+
+
+def _first_error(errors: list) -> BaseException:
+    """The input error with the lowest (check, record) order, as bind meets them; else the first error."""
+    inputs = [e for e in errors if isinstance(e, InputError)]
+    if inputs:   # bind checks all rows' scores, then boxes, images, categories, masks: same order here
+        return min(inputs, key=lambda e: (_CHECK_ORDER.get(e.field, 5) if e.record is not None else 1,
+                                          e.record or 0))
+    return errors[0]
+
+
+_CHECK_ORDER = {"score": 0, "bbox": 2, "image_id": 3, "category_id": 4}
+
+
+def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, shards: int | None = None,
+             iou_type: str = "bbox", protocols: Iterable[str] = PROTOCOLS,
+             max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
+             dataset: str | None = None, on_unknown_image: str = "error",
+             on_unknown_category: str = "error", progress: bool = False,
+             scheduler: str | None = None) -> EvalResult:
+    """``lveval.evaluate`` sharded by class on a Dask cluster; the same figures, exactly.
+
+    ``client``: a ``distributed.Client``; or ``scheduler``: its address; or
+    ``workers``: start a local cluster of that many processes for this call.
+    ``shards``: number of class shards (default: 4 per worker thread; a
+    class-partitioned directory keeps its own). ``results`` may also be a
+    directory written by :func:`lveval.distributed.partition`. Returns an
+    :class:`lveval.metrics.EvalResult` without ``matching`` (no single
+    process holds one); ``result.shard_stats`` lists each shard's rows,
+    time and memory, ``result.timings`` each stage's wall time.
+    """
+    from ..progress import Stages
+
+    protocols = tuple(protocols)
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    for policy in (on_unknown_image, on_unknown_category):
+        if policy not in ("error", "skip"):
+            raise ValueError(f"policy must be 'error' or 'skip', not {policy!r}")
+    bar = Stages(["ground truth", "sharding", "AP-Old caps", "shards", "reducing"], enabled=progress)
+    timings: dict = {}
+
+    @contextlib.contextmanager
+    def stage(label: str, key: str):
+        bar.start(label)
+        t = time.perf_counter()
+        yield
+        timings[key] = time.perf_counter() - t
+        bar.done()
+
+    try:
+        with stage("loading ground truth", "gt"):
+            g = load_gt(gt, dataset=dataset)
+            params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
+                            max_dets_per_class=max_dets_per_class)
+        with client_for(client, workers, scheduler) as c:
+            with stage("sharding results", "sharding"):
+                nthreads = max(1, sum(c.nthreads().values()))
+                sh = shard.open_sharded(results, g, shards or 4 * nthreads)
+                ref = work.gt_ref(gt, dataset)
+                gt_arg = ref if ref is not None else c.scatter(g, broadcast=True, hash=False)
+            token = uuid.uuid4().hex[:12]
+            options = {"on_unknown_image": on_unknown_image, "on_unknown_category": on_unknown_category}
+            thr = None
+            n = params.max_dets_per_image
+            with stage("AP-Old: per-image caps", "caps"):   # LVIS rules only: COCO caps per image and class
+                if "old" in protocols and g.kind == "lvis" and n is not None and n > 0 and sh.cap_chunks:
+                    cands = [_submit(c, work.cap_candidates, ch, gt_arg, n, key=f"lveval-cap-{token}-{i}")
+                             for i, ch in enumerate(sh.cap_chunks)]
+                    thr = c.scatter(_thresholds(cands, n, g.num_images), broadcast=True, hash=False)
+                    del cands
+            with stage("evaluating shards", "shards"):
+                futs = [_submit(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, options, thr,
+                                key=f"lveval-shard-{token}-{i}")
+                        for i, (src, cats) in enumerate(zip(sh.shards, sh.gt_cats))]
+                parts = _collect(futs)
+                del futs, thr, gt_arg
+        with stage("reducing", "reduce"):
+            inputs = {"gt": work_digest(gt), "results": sh.digest}
+            res = reduce.assemble(g, params, protocols, parts, sh.notices, inputs)
+            res.shard_stats = [p["stats"] for p in parts]
+        res.timings = timings
+        return res
+    finally:
+        bar.close()
+
+
+def work_digest(gt) -> str | None:
+    """The ground truth's digest exactly as ``lveval.evaluate`` records it."""
+    from ..metrics import file_digest
+
+    return file_digest(gt) if not isinstance(gt, (dict, GroundTruth)) else None
