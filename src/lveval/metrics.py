@@ -254,8 +254,9 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
     res = EvalResult(params=params, gt=g, notices=notices, matching=m,
-                     inputs={"gt": file_digest(gt) if not isinstance(gt, (dict, GroundTruth)) else None,
-                             "results": file_digest(results) if isinstance(results, (str, os.PathLike)) else None})
+                     inputs={"gt": (g.digest or file_digest(gt)) if isinstance(gt, (str, os.PathLike)) else None,
+                             "results": (raw.digest or file_digest(results))
+                             if isinstance(results, (str, os.PathLike)) else None})
     if "old" in protocols:
         bar.start("accumulating AP-Old")
         res.old, res.precision["old"], res.recall["old"] = ev.summarize_selection(m, sel_old, coco_ar=True)

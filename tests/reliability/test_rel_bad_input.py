@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import dumps, gt_dict, mask_results, results_list, run_cli
+from relkit import dumps, gt_dict, mask_results, results_list, run_cli
 
 
 @dataclass

@@ -13,7 +13,7 @@ from lveval.errors import InputError, ResourceError
 from lveval.io import chunks, jsonfile
 from lveval.io.jsonfile import record_at
 from lveval.io.results import counts_problem, decode_counts, load_results
-from conftest import results_list
+from relkit import results_list
 
 SETTINGS = dict(deadline=None, derandomize=True)
 

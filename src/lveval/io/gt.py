@@ -6,6 +6,7 @@ ties in matching exactly as the references do.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class GroundTruth:
     nel_keys: np.ndarray           # sorted keys not exhaustively annotated (LVIS)
     dataset: dict = field(repr=False, default_factory=dict)
     notices: Notices = field(default_factory=Notices)
+    digest: str | None = None      # "sha256:..." of the file it was read from
     _rles: list | None = field(default=None, repr=False)
 
     @property
@@ -78,6 +80,13 @@ def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nda
     ids = np.asarray(ids, dtype=np.int64)
     if len(sorted_ids) == 0:
         return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    lo, hi = int(sorted_ids[0]), int(sorted_ids[-1])
+    if len(ids) > 10_000 and 0 <= lo and hi < 50_000_000:   # a dense table beats binary search
+        table = np.full(hi + 2, -1, np.int64)
+        table[sorted_ids] = np.arange(len(sorted_ids))
+        idx = table[np.where((ids >= lo) & (ids <= hi), ids, hi + 1)]   # out of range -> the -1 slot
+        ok = idx >= 0
+        return np.where(ok, idx, 0), ok
     idx = np.searchsorted(sorted_ids, ids)
     idx_c = np.minimum(idx, len(sorted_ids) - 1)
     ok = sorted_ids[idx_c] == ids
@@ -110,7 +119,9 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
         if buf[:3] == b"\xef\xbb\xbf":   # a UTF-8 byte-order mark is not JSON; drop it
             buf = buf[3:]
         data = loads_any(buf, path)
-        return from_dict(data, path=path, dataset=dataset)
+        g = from_dict(data, path=path, dataset=dataset)
+        g.digest = "sha256:" + hashlib.sha256(buf).hexdigest()
+        return g
     if isinstance(source, dict):
         return from_dict(source, path="<ground truth>", dataset=dataset)
     raise TypeError(f"ground truth must be a path, a dict or a GroundTruth, not {type(source).__name__}")
@@ -273,27 +284,33 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
                                      f"count), got {_show(poly)}", path=path, record=i,
                                      field="annotations.segmentation")
 
-    neg, nel = [], []
+    lists = {"neg_category_ids": ([], []), "not_exhaustive_category_ids": ([], [])}   # (image idx, ids)
     missing_fed = 0
     for ii, i in enumerate(order):
         im = images[i]
         if kind == "lvis" and ("neg_category_ids" not in im or "not_exhaustive_category_ids" not in im):
             missing_fed += 1
-        for name, out in (("neg_category_ids", neg), ("not_exhaustive_category_ids", nel)):
+        for name, (where, ids) in lists.items():
             v = im.get(name, [])
             if not _int_list(v):
                 raise InputError("expected a list of integer category ids", path=path, record=int(i),
                                  field=f"images.{name}")
             if v:
-                ci, okc = _lookup(cat_ids, np.array(v, dtype=np.int64))
-                if not okc.all():
-                    notices.skip(f"images.{name}: unknown category ids", int((~okc).sum()))
-                out.append(ii * n_cat + ci[okc])
+                where.append(np.full(len(v), ii, np.int64))
+                ids.extend(v)
+    keys = {}
+    for name, (where, ids) in lists.items():   # one lookup per list kind, not per image
+        if not ids:
+            keys[name] = np.zeros(0, np.int64)
+            continue
+        ci, okc = _lookup(cat_ids, np.array(ids, dtype=np.int64))
+        if not okc.all():
+            notices.skip(f"images.{name}: unknown category ids", int((~okc).sum()))
+        keys[name] = np.unique(np.concatenate(where)[okc] * n_cat + ci[okc])
+    neg_keys, nel_keys = keys["neg_category_ids"], keys["not_exhaustive_category_ids"]
     if missing_fed:
         notices.warn(f"{missing_fed} images lack neg_category_ids/not_exhaustive_category_ids; "
                      "treated as empty lists")
-    neg_keys = np.unique(np.concatenate(neg)) if neg else np.zeros(0, np.int64)
-    nel_keys = np.unique(np.concatenate(nel)) if nel else np.zeros(0, np.int64)
 
     return GroundTruth(path=path, kind=kind, img_ids=img_ids, img_h=img_h, img_w=img_w,
                        cat_ids=cat_ids, cat_names=cat_names, cat_freq=cat_freq,

@@ -5,6 +5,7 @@ do we. ``bind`` checks results against a ground truth and maps ids to indices.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -17,7 +18,7 @@ import msgspec
 import numpy as np
 
 from ..errors import InputError, Notices
-from .chunks import concat_columns, decode_chunked
+from .chunks import concat_columns, decode_chunked, decode_parallel, parallel_workers
 from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
@@ -49,6 +50,7 @@ class Detections:
     cat_idx: Optional[np.ndarray] = None
     area: Optional[np.ndarray] = None
     record: Optional[np.ndarray] = None  # original record index of each row (after skips)
+    digest: Optional[str] = None         # "sha256:..." of the file it was read from
     line: Optional[np.ndarray] = None    # 1-based line of each row in a JSON Lines file
     notices: Notices = field(default_factory=Notices)
 
@@ -337,6 +339,11 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
         check_memory(p, size, fmt)
         if fmt == "parquet":
             return _from_parquet(p)
+        workers = parallel_workers(size) if fmt == "json" else 1
+        if workers > 1:   # large arrays: decode pieces in parallel processes (hashing meanwhile)
+            d = decode_parallel(p, workers)
+            if d is not None:
+                return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
             with no_gc():
                 d = decode_chunked(p, _ARRAY, _columns, concat_columns)
@@ -344,9 +351,9 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
                 return d
             check_memory(p, size, fmt, whole=True)   # the precise error needs the whole file in memory
         buf = read_bytes(p)
-        if fmt == "jsonl":
-            return _from_json_lines(buf, p)
-        return _from_json_array(buf, p)
+        d = _from_json_lines(buf, p) if fmt == "jsonl" else _from_json_array(buf, p)
+        d.digest = "sha256:" + hashlib.sha256(buf).hexdigest()
+        return d
     return _from_python(source, path or "<results>")
 
 
