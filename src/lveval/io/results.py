@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from ..errors import InputError, Notices
-from .chunks import concat_columns, decode_chunked, decode_parallel, parallel_workers
+from .chunks import concat_columns, decode_chunked
 from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
@@ -339,11 +339,6 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
         check_memory(p, size, fmt)
         if fmt == "parquet":
             return _from_parquet(p)
-        workers = parallel_workers(size) if fmt == "json" else 1
-        if workers > 1:   # large arrays: decode pieces in parallel processes (hashing meanwhile)
-            d = decode_parallel(p, workers)
-            if d is not None:
-                return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
             with no_gc():
                 d = decode_chunked(p, _ARRAY, _columns, concat_columns)
