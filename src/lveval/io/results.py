@@ -485,34 +485,121 @@ def rle_problem(s: dict, h: int, w: int) -> str | None:
 
 
 def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None):
-    """Normalise result masks to compressed RLE and compute their areas."""
+    """Normalise result masks to compressed RLE and compute their areas.
+
+    Compressed RLE strings are validated together (:func:`batch_counts_valid`); the
+    first bad mask, in record order, is then described precisely by :func:`rle_problem`.
+    """
     from pycocotools import mask as mask_utils
 
     out = []
+    first_bad = None
+    batch_idx, batch_bytes, batch_total = [], [], []
     for i, s in enumerate(segm):
+        ii = img_idx[i]
+        h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
+        if isinstance(s, dict) and "counts" in s and "size" in s:
+            c = s["counts"]
+            size = s["size"]
+            if isinstance(c, (str, bytes)) and isinstance(size, (list, tuple)) and len(size) == 2 \
+                    and size[0] == h and size[1] == w:
+                cb = c.encode() if isinstance(c, str) else c
+                batch_idx.append(i)
+                batch_bytes.append(cb)
+                batch_total.append(h * w)
+                s = {"size": [h, w], "counts": cb}
+            elif rle_problem(s, h, w):
+                first_bad = i
+                break
+            else:   # uncompressed RLE
+                s = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
+        elif isinstance(s, list):
+            if polygon_problem(s):
+                first_bad = i
+                break
+            s = mask_utils.merge(mask_utils.frPyObjects(s, h, w))
+        else:
+            first_bad = i
+            break
+        out.append(s)
+    ok = batch_counts_valid(batch_bytes, np.asarray(batch_total, np.int64))
+    if not ok.all():
+        j = batch_idx[int(np.flatnonzero(~ok)[0])]
+        first_bad = j if first_bad is None else min(first_bad, j)
+    if first_bad is not None:
+        i = first_bad
+        s = segm[i]
         ii = img_idx[i]
         h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
         where = dict(path=path, record=int(rec[i]), line=None if lines is None else int(lines[i]))
         if isinstance(s, dict) and "counts" in s and "size" in s:
-            problem = rle_problem(s, h, w)
-            if problem:
-                sub, _, why = problem.partition(": ")
-                raise InputError(why, **where, field=f"segmentation.{sub}")
-            c = s["counts"]
-            if isinstance(c, list):
-                s = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
-            else:
-                s = {"size": [h, w], "counts": c.encode() if isinstance(c, str) else c}
-        elif isinstance(s, list):
-            problem = polygon_problem(s)
-            if problem:
-                raise InputError(problem, **where, field="segmentation")
-            s = mask_utils.merge(mask_utils.frPyObjects(s, h, w))
-        else:
-            raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
-                             **where, field="segmentation")
-        out.append(s)
+            sub, _, why = (rle_problem(s, h, w) or "counts: malformed compressed RLE").partition(": ")
+            raise InputError(why, **where, field=f"segmentation.{sub}")
+        if isinstance(s, list):
+            raise InputError(polygon_problem(s), **where, field="segmentation")
+        raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
+                         **where, field="segmentation")
     return out, mask_area(out)
+
+
+def batch_counts_valid(strings: list, totals: np.ndarray) -> np.ndarray:
+    """For many compressed RLE strings at once: does each decode (as pycocotools' rleFrString
+    does) to non-negative runs summing to its ``totals`` entry? Vectorised over all bytes."""
+    n = len(strings)
+    ok = np.ones(n, bool)
+    if n == 0:
+        return ok
+    lens = np.fromiter(map(len, strings), np.int64, n)
+    ends_of = np.cumsum(lens)
+    arr = np.frombuffer(b"".join(strings), np.uint8)
+    owner_of = lambda pos: np.searchsorted(ends_of, pos, "right")   # mask of byte positions
+    bad = np.flatnonzero((arr < 48) | (arr > 111))
+    if len(bad):
+        ok[np.unique(owner_of(bad))] = False
+    v = arr - np.uint8(48)
+    more = (v & 0x20) != 0
+    nonempty = lens > 0
+    ok[nonempty] &= ~more[ends_of[nonempty] - 1]    # a run cut off at the end
+    ok[~nonempty] = totals[~nonempty] == 0
+    use = ok & nonempty
+    if not use.all():
+        keep = np.repeat(use, lens)
+        v, more = v[keep], more[keep]
+        lens = np.where(use, lens, 0)
+        ends_of = np.cumsum(lens)
+    if len(v) == 0:
+        return ok
+    ends = np.flatnonzero(~more)
+    starts = np.r_[0, ends[:-1] + 1]
+    glen = ends - starts + 1
+    g_owner = np.searchsorted(ends_of, ends, "right")
+    too_long = glen > 12
+    if too_long.any():
+        ok[np.unique(g_owner[too_long])] = False        # too many characters for one run
+    shift = (np.arange(len(v), dtype=np.int32) - np.repeat(starts.astype(np.int32), glen)) * 5
+    shift = np.minimum(shift, 55).astype(np.int64)
+    vals = np.add.reduceat((v & 0x1F).astype(np.int64) << shift, starts)
+    neg = (v[ends] & 0x10) != 0
+    vals = np.where(neg, vals - (np.int64(1) << (5 * np.minimum(glen, 12))), vals)
+    # index of each run inside its mask; runs from index 3 on are deltas on index - 2, i.e. two
+    # interleaved running sums per mask (k = 1, 3, 5, ... and k = 2, 4, ...), k = 0 alone.
+    # Each chain is contiguous among the runs of one global index parity: no sort needed.
+    gb = np.flatnonzero(np.r_[True, g_owner[1:] != g_owner[:-1]])     # first run of each mask
+    k = np.arange(len(vals)) - np.repeat(gb, np.diff(np.r_[gb, len(vals)]))
+    counts = np.empty_like(vals)
+    for p in (0, 1):
+        x = vals[p::2]
+        cs = np.cumsum(x)
+        kp = k[p::2]
+        seg = np.flatnonzero(kp <= 2)                     # k = 0, 1, 2 each start a chain
+        base = np.r_[0, cs[seg[1:] - 1]] if len(seg) else np.zeros(0, np.int64)
+        counts[p::2] = cs - np.repeat(base, np.diff(np.r_[seg, len(x)]))
+    negative = counts < 0
+    if negative.any():
+        ok[np.unique(g_owner[negative])] = False
+    sums = np.bincount(g_owner, weights=counts.astype(np.float64), minlength=n)
+    ok &= ~(nonempty & (sums != totals))
+    return ok
 
 
 def mask_area(rles: list) -> np.ndarray:
