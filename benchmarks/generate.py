@@ -4,7 +4,7 @@ Why synthetic: real LVIS v1 val (19,809 images) plus a detector's 1,000
 candidates per image (~20M detections) cannot be shipped, yet the benchmark
 must exercise evaluators at that scale with the structure that makes AP-Old
 and AP-Fixed differ (paper, Sections 3-4).  Every statistic is drawn from the
-real per-class LVIS v1 train statistics in ``data/lvis_v1_train_cat_info.json``:
+real per-class LVIS v1 train statistics bundled with lveval (``lveval/data/lvis_v1_train_cat_info.json``):
 
 * a class is present in an image with probability ``image_count / 100,170``
   (LVIS v1 train has 100,170 images), with a geometric number of instances
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-CAT_INFO = Path(__file__).resolve().parent / "data" / "lvis_v1_train_cat_info.json"
+CAT_INFO = Path(__import__("lveval").data_path("lvis_v1_train_cat_info.json"))   # see lveval/data/ATTRIBUTION.md
 LVIS_V1_TRAIN_IMAGES = 100_170
 LVIS_V1_VAL_IMAGES = 19_809
 FREQUENCIES = ("r", "c", "f")
@@ -65,7 +65,7 @@ class GroundTruthModel:
     neg_per_image: float = 9.4  # mean |neg_category_ids| (LVIS val)
     neg_weight_power: float = 0.5  # negatives drawn prop. to image_count ** power
     not_exhaustive_prob: float = 0.05  # P(positive class is flagged not exhaustive)
-    log_side_mean: float = 3.24  # ln sqrt(area): ~58% small, 30% medium, 12% large
+    log_side_mean: float = 3.24  # ln sqrt(box area); polygon areas: 66% small, 25% medium, 10% large
     log_side_std: float = 1.1
     class_side_std: float = 0.5  # per-class shift of ln sqrt(area)
     log_aspect_std: float = 0.5
@@ -80,26 +80,27 @@ class DetectorModel:
     the paper's Figure 3 shows for a softmax-CE Mask R-CNN.
     """
 
-    hit_prob: tuple[float, float, float] = (0.70, 0.80, 0.88)  # P(object is found), r/c/f
-    freq_bias: tuple[float, float, float] = (-2.5, -1.2, 0.0)
+    hit_prob: tuple[float, float, float] = (0.60, 0.75, 0.90)  # P(object is found), r/c/f
+    freq_bias: tuple[float, float, float] = (-3.5, -2.2, 0.0)
     class_bias_std: float = 0.5  # per-class logit offset (miscalibration)
     tp_logit: float = 0.5  # mean logit of a found object's best box
     tp_logit_std: float = 1.2
     loc_sigma: float = 0.07  # relative jitter of a found object's best box
     loc_sigma_spread: float = 0.6  # log-normal spread of that jitter
     loc_score_penalty: float = 6.0  # logit lost per unit of relative jitter
-    size_score_slope: float = 0.0  # logit gained per unit of ln(sqrt(area)) above the median object
+    size_score_slope: float = 0.8  # logit gained per unit of ln(sqrt(area)) above the median object
     dup_mean: float = 1.5  # extra, worse boxes per found object
     dup_sigma: float = 0.25
     dup_logit: float = -2.0
     confusion_mean: float = 1.0  # wrong-class boxes per object
     confusion_neg_prob: float = 0.3  # ... drawn from the image's negative set
     confusion_logit: float = -2.5
-    bg_logit: float = -3.5  # background false positives
+    bg_logit: float = -3.0  # background false positives
     bg_logit_std: float = 1.5
-    bg_pos_prob: float = 0.05  # background box labelled with a class present in the image
-    bg_neg_prob: float = 0.05  # ... with a class of the image's negative set
-    bg_class_power: float = 0.7  # other classes drawn prop. to image_count ** power
+    bg_log_side_mean: float = 3.6  # background boxes: ln sqrt(area) ~ N(mean, 1)
+    bg_pos_prob: float = 0.03  # background box labelled with a class present in the image
+    bg_neg_prob: float = 0.03  # ... with a class of the image's negative set
+    bg_class_power: float = 0.3  # other classes drawn prop. to image_count ** power
     score_dtype: str = "float32"
 
 
@@ -345,6 +346,7 @@ def generate_detections(gt: GroundTruth, cats: Categories, model: DetectorModel,
     add(h_img, h_cat, _jitter(rng, h_box, sigma, W_img[h_img], H_img[h_img]),
         model.tp_logit + logit_offset[h_cat] + rng.normal(0, model.tp_logit_std, h_img.size)
         - model.loc_score_penalty * sigma
+        # relative to the median object size of GroundTruthModel's defaults
         + model.size_score_slope * (0.5 * np.log(h_box[:, 2] * h_box[:, 3]) - GroundTruthModel.log_side_mean))
     n_dup = rng.poisson(model.dup_mean, h_img.size)
     d_src = np.repeat(np.arange(h_img.size), n_dup)
@@ -376,7 +378,7 @@ def generate_detections(gt: GroundTruth, cats: Categories, model: DetectorModel,
         picked, ok = _pick_from_csr(rng, ptr, vals, b_img[sel])
         b_cat[sel[ok]] = picked[ok]
     Wb, Hb = W_img[b_img], H_img[b_img]
-    side = np.exp(rng.normal(3.6, 1.0, b_img.size))
+    side = np.exp(rng.normal(model.bg_log_side_mean, 1.0, b_img.size))
     aspect = np.exp(rng.normal(0, 0.5, b_img.size))
     bw, bh = np.minimum(side * np.sqrt(aspect), Wb), np.minimum(side / np.sqrt(aspect), Hb)
     add(b_img, b_cat, _clip_boxes(rng.random(b_img.size) * (Wb - bw), rng.random(b_img.size) * (Hb - bh), bw, bh, Wb, Hb),

@@ -10,6 +10,7 @@ Tools:
                     loading, exactly as LVISResults.limit_dets_per_image does.
   lveval            its command line only: ``lveval evaluate GT RES --protocols fixed
                     --max-dets-per-class K --iou-type bbox --json OUT``.
+  lveval-parquet    the same command on the Parquet copy of the results (--parquet).
 
 Each run happens in its own process so its peak RSS is its own: measured by
 ``/usr/bin/time -v`` when present, else by polling the process tree with psutil.
@@ -39,20 +40,34 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-TOOLS = ("lvis-api", "faster-coco-eval", "lveval")
+TOOLS = ("lvis-api", "faster-coco-eval", "lveval", "lveval-parquet")
 PROTOCOLS = ("fixed", "old")
 AGREEMENT_KEYS = ("AP", "APr", "APc", "APf", "APs", "APm", "APl")
 REPORT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
 TOLERANCE = 1e-9
 DEFAULT_LVEVAL_ARGS = {
-    "fixed": "evaluate {gt} {results} --protocols fixed --max-dets-per-class {k} --iou-type {iou} --json {out}",
-    "old": "evaluate {gt} {results} --protocols old --max-dets-per-image {m} --iou-type {iou} --json {out}",
+    "fixed": "evaluate {gt} {results} --protocols fixed --max-dets-per-class {k} --iou-type {iou} --json {out} --quiet",
+    "old": "evaluate {gt} {results} --protocols old --max-dets-per-image {m} --iou-type {iou} --json {out} --quiet",
 }
-DEFAULT_TOPK_ARGS = "topk {results} --per-class {k} --out {out}"
+DEFAULT_TOPK_ARGS = "topk {results} --per-class {k} --out {out} --quiet"
 
 
 # --------------------------------------------------------------------------- workers
 # These run inside the measured subprocess and import the tool under test only there.
+
+def _segm_results(a):
+    """Results for the reference tools.  In segm mode, like detectron2's LVIS
+    evaluator, drop ``bbox`` so that small/medium/large come from the mask area:
+    lvis-api (and faster-coco-eval) would otherwise take the box area, a rule
+    lveval deliberately does not copy.  Otherwise the path, read by the tool."""
+    if a.iou_type != "segm" or a.keep_segm_bbox:
+        return a.results
+    with open(a.results) as f:
+        anns = json.load(f)
+    for ann in anns:
+        ann.pop("bbox", None)
+    return anns
+
 
 def _worker_lvis_api(a) -> dict:
     import numpy
@@ -63,7 +78,7 @@ def _worker_lvis_api(a) -> dict:
     t0 = time.perf_counter()
     gt = LVIS(a.gt)
     max_dets = -1 if a.protocol == "fixed" else a.max_dets_per_image
-    dt = LVISResults(gt, a.results, max_dets=max_dets)
+    dt = LVISResults(gt, _segm_results(a), max_dets=max_dets)
     t1 = time.perf_counter()
     ev = LVISEval(gt, dt, iou_type=a.iou_type)
     ev.params.max_dets = max_dets
@@ -111,17 +126,18 @@ def fce_cap(anns: list[dict], how: str) -> int:
 
 
 def _worker_faster_coco_eval(a) -> dict:
-    import orjson
     from faster_coco_eval import COCO, COCOeval_faster
 
     t0 = time.perf_counter()
     gt = COCO(a.gt)
-    with open(a.results, "rb") as f:
-        anns = orjson.loads(f.read())
-    if a.protocol == "old":
-        anns = cap_per_image(anns, a.max_dets_per_image)
-    cap = fce_cap(anns, a.fce_cap)
-    dt = gt.loadRes(anns)
+    res = _segm_results(a)
+    if a.protocol == "old":  # it has no per-image cap: apply lvis-api's first
+        if isinstance(res, str):
+            with open(res) as f:
+                res = json.load(f)
+        res = cap_per_image(res, a.max_dets_per_image)
+    dt = gt.loadRes(res)  # a path: its own JSON loader
+    cap = fce_cap(dt.dataset["annotations"], a.fce_cap)
     t1 = time.perf_counter()
     ev = COCOeval_faster(gt, dt, iouType=a.iou_type, lvis_style=True, print_function=lambda *x: None)
     ev.params.maxDets = [cap]
@@ -173,6 +189,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--report", required=True)
     ap.add_argument("--out-json")
     ap.add_argument("--fce-cap", default="auto")
+    ap.add_argument("--keep-segm-bbox", action="store_true")
     a = ap.parse_args(argv)
     try:
         rep = {"status": "ok", **WORKERS[a.tool](a)}
@@ -209,9 +226,12 @@ def _set_mem_limit(limit_bytes: int | None):
     return apply
 
 
-def measure(cmd: list[str], timeout: float | None, mem_limit_gb: float | None, workdir: Path) -> dict:
+def measure(cmd: list[str], timeout: float | None, mem_limit_gb: float | None, workdir: Path,
+            rss_method: str = "auto") -> dict:
     """Run ``cmd`` once; return wall seconds, peak RSS (MiB), exit code, stderr tail."""
-    gnu_time = shutil.which("time", path="/usr/bin")
+    gnu_time = shutil.which("time", path="/usr/bin") if rss_method in ("auto", "gnu-time") else None
+    if rss_method == "gnu-time" and not gnu_time:
+        raise SystemExit("--rss-method gnu-time: /usr/bin/time not found")
     time_file = workdir / "time.txt"
     full = [gnu_time, "-v", "-o", str(time_file), *cmd] if gnu_time else cmd
     preexec = _set_mem_limit(int(mem_limit_gb * 2**30) if mem_limit_gb else None)
@@ -286,7 +306,9 @@ def run_once(tool: str, protocol: str, args, lveval_exe: str | None, workdir: Pa
     """One measured run of one tool on one protocol."""
     report = workdir / "report.json"
     results = args.results_old if protocol == "old" and args.results_old else args.results
-    if tool == "lveval":
+    if tool == "lveval-parquet":
+        results = args.parquet_old if protocol == "old" and args.parquet_old else args.parquet
+    if tool.startswith("lveval"):
         out = workdir / "lveval.json"
         template = args.lveval_old_args if protocol == "old" else args.lveval_fixed_args
         cmd = [lveval_exe, *shlex.split(template.format(gt=shlex.quote(str(args.gt)),
@@ -298,9 +320,11 @@ def run_once(tool: str, protocol: str, args, lveval_exe: str | None, workdir: Pa
                "--protocol", protocol, "--iou-type", args.iou_type,
                "--max-dets-per-image", str(args.max_dets_per_image), "--k", str(args.max_dets_per_class),
                "--report", str(report), "--fce-cap", args.fce_cap]
-    m = measure(cmd, args.timeout, args.mem_limit_gb, workdir)
+        if args.keep_segm_bbox:
+            cmd.append("--keep-segm-bbox")
+    m = measure(cmd, args.timeout, args.mem_limit_gb, workdir, args.rss_method)
     row = {"tool": tool, "protocol": protocol, "results": str(results), "command": shlex.join(cmd), **m}
-    if tool == "lveval":
+    if tool.startswith("lveval"):
         if m["returncode"] == 0 and (workdir / "lveval.json").exists():
             try:
                 row.update(status="ok", **_lveval_metrics(workdir / "lveval.json", protocol))
@@ -380,7 +404,9 @@ def markdown(summary: list[dict], meta: dict) -> str:
     lines = [f"# lveval benchmark — {meta['date']}", "",
              f"- GT: `{meta['gt']}` ({meta['gt_mib']:.1f} MiB)",
              f"- results: `{meta['results']}` ({meta['results_mib']:.1f} MiB)"
-             + (f"; AP-Old results: `{meta['results_old']}`" if meta.get("results_old") else ""),
+             + (f"; AP-Old results: `{meta['results_old']}`" if meta.get("results_old") else "")
+             + (f"; Parquet: `{meta['parquet']}`" if meta.get("parquet") else "")
+             + (f", `{meta['parquet_old']}`" if meta.get("parquet_old") else ""),
              f"- iou type: {meta['iou_type']}; K = {meta['max_dets_per_class']} per class (fixed); "
              f"{meta['max_dets_per_image']} per image (old); repeats: {meta['repeat']}",
              f"- machine: {meta['machine']}", "",
@@ -420,16 +446,62 @@ def _mib(p) -> float:
     return Path(p).stat().st_size / 2**20 if p and Path(p).exists() else 0.0
 
 
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Byte equality up to trailing whitespace, compared in blocks (bounded memory)."""
+    import mmap
+
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        if os.fstat(fa.fileno()).st_size == 0 or os.fstat(fb.fileno()).st_size == 0:
+            return fa.read().strip() == fb.read().strip()
+        with mmap.mmap(fa.fileno(), 0, access=mmap.ACCESS_READ) as ma, \
+                mmap.mmap(fb.fileno(), 0, access=mmap.ACCESS_READ) as mb:
+            def end(m):
+                n = len(m)
+                while n and m[n - 1:n].isspace():
+                    n -= 1
+                return n
+
+            n = end(ma)
+            if n != end(mb):
+                return False
+            block = 64 << 20
+            return all(ma[i:min(i + block, n)] == mb[i:min(i + block, n)] for i in range(0, n, block))
+
+
+def _same_records(a: Path, b: Path) -> bool:
+    """Whether two results files hold the same records in the same order: byte
+    equality first (cheap), else both are parsed and compared."""
+    import orjson
+
+    if _same_bytes(a, b):
+        return True
+
+    def load(p):
+        p = Path(p)
+        if p.suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return [{**r, "bbox": list(r["bbox"])} for r in pq.read_table(p).to_pylist()]
+        text = p.read_bytes()
+        if p.suffix in (".jsonl", ".ndjson"):
+            return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        return orjson.loads(text)
+
+    return load(a) == load(b)
+
+
 def topk_memory(args, lveval_exe) -> int:
     """Peak RSS of per-class top-K selection on a big results file."""
     rows = []
     ok, why = lveval_available(lveval_exe, "topk")
-    tools = ["lveval", "numpy-topk"] if "reference" in args.topk_tools else ["lveval"]
+    tools = [t for t, name in (("lveval", "lveval"), ("numpy-topk", "reference")) if name in args.topk_tools]
+    if args.results.suffix != ".json" and "numpy-topk" in tools:
+        tools.remove("numpy-topk")  # the reference reads JSON arrays only
     for tool in tools:
         for rep in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=args.out) as td:
                 wd = Path(td)
-                out = wd / "topk.json"
+                out = wd / ("topk" + args.results.suffix)  # same format as the input
                 if tool == "lveval":
                     if not ok:
                         rows.append({"tool": tool, "status": "not available", "error": why})
@@ -439,21 +511,25 @@ def topk_memory(args, lveval_exe) -> int:
                 else:
                     cmd = [sys.executable, str(HERE), "_worker", "numpy-topk", "--results", str(args.results),
                            "--k", str(args.max_dets_per_class), "--out-json", str(out), "--report", str(wd / "r.json")]
-                m = measure(cmd, args.timeout, args.mem_limit_gb, wd)
+                m = measure(cmd, args.timeout, args.mem_limit_gb, wd, args.rss_method)
                 row = {"tool": tool, "repeat": rep, "command": shlex.join(cmd), **m,
                        "status": "ok" if m["returncode"] == 0 else ("timeout" if m["timed_out"] else "failed"),
                        "out_mib": _mib(out)}
+                if args.topk_expected and row["status"] == "ok":
+                    row["matches_expected"] = _same_records(out, args.topk_expected)
                 rows.append(row)
     meta = {"mode": "topk-memory", "results": str(args.results), "results_mib": _mib(args.results),
             "k": args.max_dets_per_class, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     (args.out / "topk_memory.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=2))
     md = [f"# per-class top-K memory — {meta['date']}", "",
           f"- input: `{meta['results']}` ({meta['results_mib']:.0f} MiB), K = {meta['k']}", f"- machine: {meta['machine']}", "",
-          "| tool | status | wall s | peak RSS MiB | output MiB |", "|---|---|---:|---:|---:|"]
+          "| tool | status | wall s | peak RSS MiB | output MiB | same records as expected |",
+          "|---|---|---:|---:|---:|---|"]
     for r in rows:
         st = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error', r.get('stderr_tail', ''))}"
         md.append(f"| {r['tool']} | {st.strip()[:160]} | {_f(r.get('wall_s'), '.2f')} | "
-                  f"{_f(r.get('peak_rss_mib'), '.0f')} | {_f(r.get('out_mib'), '.1f')} |")
+                  f"{_f(r.get('peak_rss_mib'), '.0f')} | {_f(r.get('out_mib'), '.1f')} | "
+                  f"{ {True: 'yes', False: '**NO**'}.get(r.get('matches_expected'), '–')} |")
     (args.out / "topk_memory.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
@@ -469,7 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, required=True,
                     help="results JSON; for AP-Fixed it should be the top-K-per-class file")
     ap.add_argument("--results-old", type=Path, help="results for AP-Old (default: --results), e.g. all candidates")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list of {', '.join(TOOLS)}")
+    ap.add_argument("--parquet", type=Path, help="Parquet copy of --results, for the lveval-parquet tool")
+    ap.add_argument("--parquet-old", type=Path, help="Parquet copy of --results-old")
+    ap.add_argument("--tools", default=None,
+                    help=f"comma list of {', '.join(TOOLS)} (default: all; lveval-parquet only with --parquet)")
     ap.add_argument("--protocols", default="fixed", help="comma list of fixed, old")
     ap.add_argument("--max-dets-per-class", type=int, default=10000, help="K of AP-Fixed")
     ap.add_argument("--max-dets-per-image", type=int, default=300, help="per-image cap of AP-Old")
@@ -478,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-out/run"))
     ap.add_argument("--timeout", type=float, default=None, help="seconds per run")
     ap.add_argument("--mem-limit-gb", type=float, default=None, help="RLIMIT_AS for each run")
+    ap.add_argument("--keep-segm-bbox", action="store_true",
+                    help="segm: let lvis-api/faster-coco-eval see the results' boxes (they then size results by "
+                         "box area, unlike lveval); by default the boxes are dropped, as detectron2 does")
+    ap.add_argument("--rss-method", choices=("auto", "gnu-time", "psutil"), default="auto",
+                    help="peak RSS from /usr/bin/time -v (auto: when present) or by polling with psutil")
     ap.add_argument("--fce-cap", default="auto",
                     help="faster-coco-eval per-(image, class) cap: auto (max pair count), total, or an integer")
     ap.add_argument("--lveval", help="path of the lveval executable (default: beside this Python, then PATH)")
@@ -486,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topk-memory", action="store_true", help="measure `lveval topk` on --results instead")
     ap.add_argument("--topk-args", default=DEFAULT_TOPK_ARGS)
     ap.add_argument("--topk-tools", default="lveval,reference", help="lveval and/or reference (orjson+NumPy)")
+    ap.add_argument("--topk-expected", type=Path,
+                    help="results file the selection must reproduce record for record, e.g. generate.py's "
+                         "--per-class-topk output (loaded whole: keep it below ~1 GB)")
     args = ap.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -494,7 +581,9 @@ def main(argv: list[str] | None = None) -> int:
         return topk_memory(args, lveval_exe)
     if args.gt is None:
         ap.error("--gt is required")
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    tools = [t.strip() for t in (args.tools or ",".join(TOOLS)).split(",") if t.strip()]
+    if args.tools is None and not args.parquet:
+        tools.remove("lveval-parquet")
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     for name, allowed, given in (("tool", TOOLS, tools), ("protocol", PROTOCOLS, protocols)):
         bad = [g for g in given if g not in allowed]
@@ -502,12 +591,17 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown {name}: {', '.join(bad)}")
 
     available = {t: (True, "") for t in tools}
-    if "lveval" in tools:
-        available["lveval"] = lveval_available(lveval_exe, "evaluate")
+    for t in ("lveval", "lveval-parquet"):
+        if t in tools:
+            available[t] = lveval_available(lveval_exe, "evaluate")
+    if "lveval-parquet" in tools and not args.parquet:
+        available["lveval-parquet"] = (False, "no --parquet file given")
     runs, summary = [], []
     for protocol in protocols:
         for tool in tools:
             ok, why = available[tool]
+            if ok and tool == "lveval-parquet" and protocol == "old" and args.results_old and not args.parquet_old:
+                ok, why = False, "no --parquet-old file given"
             if not ok:
                 summary.append({"tool": tool, "protocol": protocol, "status": "not available", "error": why})
                 print(f"[{protocol}] {tool}: not available ({why})", flush=True)
@@ -527,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "gt": str(args.gt), "gt_mib": _mib(args.gt),
             "results": str(args.results), "results_mib": _mib(args.results),
             "results_old": str(args.results_old) if args.results_old else None,
+            "parquet": str(args.parquet) if args.parquet else None,
+            "parquet_old": str(args.parquet_old) if args.parquet_old else None,
             "iou_type": args.iou_type, "max_dets_per_class": args.max_dets_per_class,
             "max_dets_per_image": args.max_dets_per_image, "repeat": args.repeat, "machine": _machine(),
             "tolerance": TOLERANCE}
@@ -534,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(summary, meta)
     (args.out / "results.md").write_text(md)
     print(md)
-    disagree = [s for s in summary if s.get("agrees") is False]
+    # Exit 1 when lveval disagrees with lvis-api: the harness doubles as an exactness check.
+    disagree = [s for s in summary if s.get("agrees") is False and s["tool"].startswith("lveval")]
     return 1 if disagree else 0
 
 
