@@ -522,7 +522,10 @@ def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray
             first_bad = i
             break
         out.append(s)
-    ok = batch_counts_valid(batch_bytes, np.asarray(batch_total, np.int64))
+    totals = np.asarray(batch_total, np.int64)
+    step = 20_000   # masks per vectorised batch: bounds the temporaries (~100 bytes per RLE byte)
+    ok = np.concatenate([batch_counts_valid(batch_bytes[i:i + step], totals[i:i + step])
+                         for i in range(0, len(batch_bytes), step)] or [np.ones(0, bool)])
     if not ok.all():
         j = batch_idx[int(np.flatnonzero(~ok)[0])]
         first_bad = j if first_bad is None else min(first_bad, j)
