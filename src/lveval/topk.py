@@ -27,16 +27,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Annotated, Any, Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import msgspec
 import numpy as np
 
 from .errors import InputError
+from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
+from .io.results import _Int64 as _I64           # ids must fit int64 columns
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file", "register_cli"]
-
-_I64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit int64 columns
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,15 +716,6 @@ def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, p
     return kept["start"], pool.n_seen
 
 
-class _Full(msgspec.Struct, gc=False):
-    image_id: _I64
-    category_id: _I64
-    score: float
-    bbox: Optional[tuple[float, float, float, float]] = None
-    segmentation: Any = None
-
-
-_FULL_DECODER = msgspec.json.Decoder(list[_Full])
 
 
 class _Writer:
