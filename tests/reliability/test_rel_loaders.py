@@ -153,3 +153,20 @@ def test_a_bad_file_too_large_to_locate_the_error_is_refused(tmp_path, small_pie
     monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", str((pieces + whole) // 2))
     with pytest.raises(ResourceError, match="not a valid JSON array of detections"):
         load_results(str(p))
+
+
+def test_chunked_pieces_must_agree_on_masks(tmp_path, monkeypatch):
+    """A large array decoded in pieces reports a record without a mask like the whole-file decoder."""
+    import orjson
+    from lveval.errors import InputError
+    from lveval.io import chunks, results
+
+    recs = [{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1, 1, 4, 4],
+             "segmentation": {"size": [10, 10], "counts": "0d1"}} for _ in range(400)]
+    recs += [{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1, 1, 4, 4]} for _ in range(400)]
+    p = tmp_path / "r.json"
+    p.write_bytes(orjson.dumps(recs))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 4096)
+    with pytest.raises(InputError) as e:
+        chunks.decode_chunked(str(p), results._ARRAY, results._columns, chunks.concat_columns)
+    assert e.value.record == 400 and e.value.field == "segmentation"

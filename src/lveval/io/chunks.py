@@ -64,9 +64,17 @@ def concat_columns(parts: list):
     """One Detections from pieces decoded in file order."""
     from dataclasses import replace
 
+    from ..errors import InputError
+
     first = parts[0]
     if len(parts) == 1:
         return first
+    for name, what in (("bbox", "a bbox"), ("segm", "a segmentation")):   # pieces must agree
+        has = [getattr(p, name) is not None for p in parts]
+        if any(has) and not all(has):
+            lacking = parts[has.index(False)]
+            raise InputError(f"some records have {what} and this one does not", path=first.path,
+                             record=int(lacking.record[0]), field="bbox" if name == "bbox" else "segmentation")
     cat = lambda name: None if getattr(first, name) is None else np.concatenate([getattr(p, name) for p in parts])
     segm = None
     if first.segm is not None:

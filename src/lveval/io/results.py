@@ -107,12 +107,11 @@ def _columns(dets: list, path: str, record_base: int = 0) -> Detections:
                              record=i + record_base, field="bbox") from None
     has_seg = [s is not None for s in map(attrgetter("segmentation"), dets)]
     if any(has_seg):
-        if True:
-            if not all(has_seg):
-                i = has_seg.index(False)
-                raise InputError("some records have a segmentation and this one does not", path=path,
-                                 record=i + record_base, field="segmentation")
-            segm = [d.segmentation for d in dets]
+        if not all(has_seg):
+            i = has_seg.index(False)
+            raise InputError("some records have a segmentation and this one does not", path=path,
+                             record=i + record_base, field="segmentation")
+        segm = [d.segmentation for d in dets]
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(n, dtype=np.int64) + record_base)
 
