@@ -1,6 +1,6 @@
 """Decoding a large JSON array of detections in bounded memory.
 
-The file is memory-mapped and cut into ~64 MB pieces at record boundaries
+The file is memory-mapped and cut into ~8 MB pieces at record boundaries
 (a ``}`` ``,`` ``{`` sequence); each piece is decoded and turned into columns
 before the next one, so Python objects exist for one piece at a time. A cut
 that falls inside a record (only possible with unusual extra fields) always
@@ -15,7 +15,7 @@ import re
 import msgspec
 import numpy as np
 
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 8 << 20   # small pieces stay in cache: measured faster than whole-file decoding
 _SEP = re.compile(rb"\}\s*,\s*\{")
 _WS = b" \t\r\n"
 
@@ -35,29 +35,53 @@ def _edges(mm) -> tuple[int, int] | None:
 
 
 def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat):
-    """Decode the JSON array at ``path`` piece by piece; None if anything looks wrong."""
+    """Decode the JSON array at ``path`` piece by piece; None if anything looks wrong.
+
+    The file's sha256 is taken on the way and set as the result's ``digest``.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         edges = _edges(mm)
         if edges is None:
             return None
-        pos, end = edges
-        parts, base = [], 0
-        while pos < end:
-            m = _SEP.search(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
-            cut = m.start() + 1 if m else end
-            piece = b"[" + mm[pos:cut] + b"]"
-            try:
-                recs = decoder.decode(piece)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+        view = memoryview(mm)
+        try:
+            parts = _pieces(mm, view, edges, h, path, decoder, to_columns)
+            if parts is None:
                 return None
-            del piece
-            parts.append(to_columns(recs, path, base))
-            base += len(recs)
-            del recs
-            pos = m.end() - 1 if m else end
-        if not parts:
+            h.update(view[edges[1]:])
+        finally:
+            view.release()   # before the map closes
+    d = concat(parts)
+    d.digest = "sha256:" + h.hexdigest()
+    return d
+
+
+def _pieces(mm, view, edges, h, path, decoder, to_columns):
+    """Columns of each ~CHUNK_BYTES piece between the array's brackets, hashing as it goes."""
+    pos, end = edges
+    h.update(view[:pos])
+    hashed = pos
+    parts, base = [], 0
+    while pos < end:
+        m = _SEP.search(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
+        cut = m.start() + 1 if m else end
+        h.update(view[hashed:cut])
+        hashed = cut
+        piece = b"[" + mm[pos:cut] + b"]"
+        try:
+            recs = decoder.decode(piece)
+        except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-    return concat(parts)
+        del piece
+        parts.append(to_columns(recs, path, base))
+        base += len(recs)
+        del recs
+        pos = m.end() - 1 if m else end
+    h.update(view[hashed:end])
+    return parts or None
 
 
 def concat_columns(parts: list):

@@ -212,7 +212,7 @@ _PER_CLASS_ARRAYS = 80 << 20    # precision arrays of two protocols: 10 IoU x 10
                                 # x 4 areas x 8 bytes = 39 MB each for an LVIS-size vocabulary
 _MASK_FACTOR = 6                # mask results: strings decoded, copied, converted to RLE objects
 _SAMPLE = 1 << 20
-CHUNKED_ABOVE = 4 * CHUNK_BYTES  # JSON arrays larger than this are decoded piece by piece (see chunks.py)
+CHUNKED_ABOVE = 4 * CHUNK_BYTES  # JSON arrays larger than this (32 MB) are decoded piece by piece (chunks.py)
 MEMINFO = "/proc/meminfo"
 CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),                  # cgroup v2
                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))  # v1
