@@ -129,23 +129,23 @@ class Session:
         pycocotools' per-image-and-class ``maxDets``.
         """
         n = self.params.max_dets_per_image if n is None else n
-        d = self.dets
-        if rows is None:
-            return cap_per_image(d.img_idx, d.score, n)
-        idx = np.flatnonzero(rows)
-        out = np.zeros(len(d), bool)
-        out[idx[cap_per_image(d.img_idx[idx], d.score[idx], n)]] = True
-        return out
+        return self._within(rows, lambda img, cat, score, order: cap_per_image(img, score, n, order))
 
     def budget(self, k: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """The top ``k`` detections of each class over the whole set (default: AP-Fixed's budget)."""
         k = self.params.max_dets_per_class if k is None else k
-        d = self.dets
+        return self._within(rows, lambda img, cat, score, order: top_k_per_class(cat, score, k, order))
+
+    def _within(self, rows: np.ndarray | None, select) -> np.ndarray:
+        """Apply a selection to all rows or to ``rows`` only, reusing the evaluator's score order."""
+        d, order = self.dets, self.ev.order
         if rows is None:
-            return top_k_per_class(d.cat_idx, d.score, k)
+            return select(d.img_idx, d.cat_idx, d.score, order)
         idx = np.flatnonzero(rows)
+        pos = np.cumsum(rows) - 1                  # row -> position inside the subset
+        sub_order = pos[order[rows[order]]]        # the shared order, restricted to the subset
         out = np.zeros(len(d), bool)
-        out[idx[top_k_per_class(d.cat_idx[idx], d.score[idx], k)]] = True
+        out[idx[select(d.img_idx[idx], d.cat_idx[idx], d.score[idx], sub_order)]] = True
         return out
 
     def classes(self, cats: np.ndarray) -> np.ndarray:
