@@ -88,6 +88,16 @@ def _submit(c, fn, *args, key):
         return c.submit(fn, *args, key=key, pure=False)
 
 
+def _hold(c, value, key: str):
+    """``value`` as a task's result on the cluster, for many tasks to share.
+
+    Unlike ``scatter``, a task can be recomputed: when every worker holding
+    the value dies, the scheduler runs it again from the graph instead of
+    cancelling the tasks that need it.
+    """
+    return _submit(c, work.identity, value, key=key)
+
+
 def _collect(futures, on_result=None) -> list:
     """Results in task order, each fetched as soon as it is done and released on its worker,
     so a worker never holds more than its unfetched results. ``on_result(result)`` consumes
@@ -202,8 +212,8 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
                 nthreads = max(1, sum(c.nthreads().values()))
                 sh = shard.open_sharded(results, g, shards or 4 * nthreads)
                 ref = work.gt_ref(gt, dataset)
-                gt_arg = ref if ref is not None else c.scatter(g, broadcast=True, hash=False)
-            token = uuid.uuid4().hex[:12]
+                token = uuid.uuid4().hex[:12]
+                gt_arg = ref if ref is not None else _hold(c, g, key=f"lveval-gt-{token}")
             options = {"on_unknown_image": on_unknown_image, "on_unknown_category": on_unknown_category}
             thr = None
             n = params.max_dets_per_image
@@ -211,7 +221,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
                 if "old" in protocols and g.kind == "lvis" and n is not None and n > 0 and sh.cap_chunks:
                     cands = [_submit(c, work.cap_candidates, ch, gt_arg, n, key=f"lveval-cap-{token}-{i}")
                              for i, ch in enumerate(sh.cap_chunks)]
-                    thr = c.scatter(_thresholds(cands, n, g.num_images), broadcast=True, hash=False)
+                    thr = _hold(c, _thresholds(cands, n, g.num_images), key=f"lveval-thresholds-{token}")
                     del cands
             with stage("evaluating shards", "shards"):
                 futs = [_submit(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, options, thr,

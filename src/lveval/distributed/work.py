@@ -46,11 +46,16 @@ _GT_CACHE: dict = {}
 
 
 def gt_ref(source, dataset):
-    """A worker-side reference to ``source`` when it is a file, else None (the caller scatters it)."""
+    """A worker-side reference to ``source`` when it is a file, else None (the caller ships it as a task)."""
     if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
         st = os.stat(source)
         return GtFile(os.path.abspath(str(source)), dataset, (st.st_size, st.st_mtime_ns), str(source))
     return None
+
+
+def identity(value):
+    """``value`` itself: a task whose result is data many tasks share (recomputable, unlike scattered data)."""
+    return value
 
 
 def resolve_gt(ref):
