@@ -197,10 +197,16 @@ def _load_extensions() -> None:
             _EXTENSIONS.append(m.register_cli)
 
 
+_CORE = ("evaluate", "demo", "convert")
+
+
 def main(argv=None) -> int:
-    _load_extensions()
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = next((x for x in args if not x.startswith("-")), None)
+    if command not in _CORE:   # the core commands start without importing the others' modules
+        _load_extensions()
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a = parser.parse_args(args)
     if not getattr(a, "command", None):
         parser.print_help()
         return 2

@@ -115,7 +115,8 @@ def test_column_dicts_are_checked(cols, field, says):
 
 @pytest.fixture
 def small_pieces(monkeypatch):
-    """Decode JSON arrays above 2 KB in ~1 KB pieces, as large files are."""
+    """Decode JSON arrays above 2 KB in ~1 KB pieces, as large files are (compiled reader off)."""
+    monkeypatch.setenv("LVEVAL_PURE_JSON", "1")
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(jsonfile, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(jsonfile, "CHUNKED_ABOVE", 2000)

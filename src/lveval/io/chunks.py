@@ -20,7 +20,7 @@ _SEP = re.compile(rb"\}\s*,\s*\{")
 _WS = b" \t\r\n"
 
 
-def _edges(mm) -> tuple[int, int] | None:
+def array_edges(mm) -> tuple[int, int] | None:
     """Positions just inside the outer ``[`` and of the closing ``]``, or None."""
     n = len(mm)
     i = 0
@@ -43,7 +43,7 @@ def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat)
 
     h = hashlib.sha256()
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        edges = _edges(mm)
+        edges = array_edges(mm)
         if edges is None:
             return None
         view = memoryview(mm)

