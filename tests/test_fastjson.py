@@ -205,3 +205,41 @@ def test_files_load_the_same_both_ways(tmp_path, monkeypatch):
     np.testing.assert_array_equal(_bits(fast.score), _bits(slow.score))
     np.testing.assert_array_equal(_bits(fast.bbox), _bits(slow.bbox))
     assert fast.digest == slow.digest and fast.segm is None and slow.segm is None
+
+
+def test_mutated_files_are_never_accepted_wrongly():
+    """Random byte edits of a valid file: whatever the reader accepts, the general decoder accepts
+    too, with the same columns; the rest the reader leaves alone."""
+    import msgspec
+
+    rng = np.random.default_rng(11)
+    base = ("[" + ",".join(_record(i, 7 - i, ["1.5", "-2", "3e1", "0.25"], "0.75") for i in range(6)) + "]").encode()
+    alphabet = b'{}[],:" \n-+.eE0123456789abcinrsgtuxy_\\'
+    accepted = rejected = 0
+    for _ in range(4000):
+        b = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, len(b)))
+            op = rng.integers(3)
+            if op == 0:
+                b[i] = alphabet[rng.integers(len(alphabet))]
+            elif op == 1:
+                del b[i]
+            else:
+                b.insert(i, alphabet[rng.integers(len(alphabet))])
+        buf = bytes(b)
+        if not (buf.startswith(b"[") and buf.endswith(b"]")):
+            continue
+        fast = fastjson.box_columns(buf, 1, len(buf) - 1, threads=1)
+        if fast is None:
+            rejected += 1
+            continue
+        accepted += 1
+        try:
+            general = _general(buf)
+        except (msgspec.DecodeError, msgspec.ValidationError, InputError) as exc:
+            raise AssertionError(f"accepted what the general decoder refuses ({exc}): {buf!r}")
+        for f, g in zip(fast, general):
+            np.testing.assert_array_equal(_bits(f) if f.dtype == np.float64 else f,
+                                          _bits(g) if g.dtype == np.float64 else g)
+    assert accepted > 100 and rejected > 1000   # both sides were exercised
