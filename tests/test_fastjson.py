@@ -197,6 +197,7 @@ def test_files_load_the_same_both_ways(tmp_path, monkeypatch):
             for _ in range(5000)]
     p = tmp_path / "r.json"
     p.write_text(json.dumps(recs))
+    assert _fast(p.read_bytes(), threads=4) is not None   # the reader does take this file
     fast = load_results(str(p))
     monkeypatch.setenv("LVEVAL_PURE_JSON", "1")
     slow = load_results(str(p))
@@ -243,3 +244,59 @@ def test_mutated_files_are_never_accepted_wrongly():
             np.testing.assert_array_equal(_bits(f) if f.dtype == np.float64 else f,
                                           _bits(g) if g.dtype == np.float64 else g)
     assert accepted > 100 and rejected > 1000   # both sides were exercised
+
+
+def _load_both_ways(path) -> tuple:
+    """load_results with the compiled reader and without it: columns, line numbers and digest, or the error."""
+    out = []
+    for pure in ("0", "1"):
+        os.environ["LVEVAL_PURE_JSON"] = pure
+        try:
+            d = load_results(str(path))
+            out.append(("ok", d.img_id.tolist(), d.cat_id.tolist(), _bits(d.score).tolist(),
+                        None if d.bbox is None else _bits(d.bbox).tolist(), d.record.tolist(),
+                        None if d.line is None else d.line.tolist(), d.digest))
+        except InputError as exc:
+            out.append(("error", str(exc)))
+        finally:
+            del os.environ["LVEVAL_PURE_JSON"]
+    return tuple(out)
+
+
+@pytest.mark.parametrize("eol, blank, final", [("\n", "", "\n"), ("\r\n", "  \t", ""), ("\n", "\r", "\n\n")])
+def test_json_lines_load_the_same_both_ways(tmp_path, monkeypatch, eol, blank, final):
+    """Line numbers (blank lines skipped), CRLF endings, whitespace-only lines, pieces on threads."""
+    monkeypatch.setattr(fastjson, "MIN_PIECE", 1)
+    rng = np.random.default_rng(5)
+    lines = []
+    for i in range(3000):
+        if i % 97 == 3:
+            lines.append(blank)
+        box = [repr(float(v)) for v in rng.random(4) * 500]
+        lines.append(" " * (i % 3) + _record(int(rng.integers(1, 99)), int(rng.integers(1, 40)), box,
+                                             repr(float(np.float32(rng.random()))), ws=" " * (i % 2)))
+    p = tmp_path / "r.jsonl"
+    p.write_text(eol.join(lines) + final)
+    fast, pure = _load_both_ways(p)
+    assert fast[0] == "ok" and fast == pure
+    assert fast[6][:5] == [1, 2, 3, 5, 6]   # line 4 is blank
+    parsed = fastjson.box_columns(p.read_bytes(), 0, p.stat().st_size, threads=3, lines=True)
+    assert parsed[4].tolist() == fast[6]
+
+
+@pytest.mark.parametrize("text", [
+    '{"image_id":1,"category_id":2,\n"bbox":[1,2,3,4],"score":0.5}\n',             # a record over two lines
+    '{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5} {"image_id":1}\n',
+    '{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5,"id":3}\n',
+    '{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5},\n',
+    '[{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5}]\n',
+    '\ufeff{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5}\n',
+    '{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5}\n\x0c\n',
+    '\n\n  \n',
+    '',
+])
+def test_irregular_json_lines_load_as_without_the_reader(tmp_path, text):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(text.encode())
+    fast, pure = _load_both_ways(p)
+    assert fast == pure

@@ -1,6 +1,7 @@
-/* Columns straight from a JSON array of box detections, without Python objects.
+/* Columns straight from a JSON array (or JSON Lines) of box detections, without Python objects.
  *
- * Parses the records between an array's brackets when every record is an
+ * Parses the records between an array's brackets, or the lines of a JSON
+ * Lines file (blank lines skipped, each record's line number kept), when every record is an
  * object with exactly the keys image_id, category_id, bbox (4 numbers) and
  * score, in any order, and writes them into caller-owned columns.  Anything
  * else (another key, a mask, a null, invalid JSON, an id that does not fit
@@ -44,6 +45,14 @@ static inline ptr skip_ws(ptr p, ptr end) {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
+
+/* Whitespace within one line of a JSON Lines file. */
+static inline ptr skip_inline_ws(ptr p, ptr end) {
+    while (p < end && (*p == ' ' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+
+#define SKIP(p, end, lines) ((lines) ? skip_inline_ws((p), (end)) : skip_ws((p), (end)))
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
@@ -159,16 +168,16 @@ static int key_at(ptr p, ptr end, ptr *after) {
 }
 
 typedef struct {
-    int64_t *img, *cat;
+    int64_t *img, *cat, *line;
     double *score, *bbox;
     Py_ssize_t cap;
 } columns;
 
 /* One record at p (its '{'), written to row i; NULL when it is not a plain box record. */
-static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i) {
+static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
     int seen = 0;
     if (p >= end || *p != '{') return NULL;
-    p = skip_ws(p + 1, end);
+    p = SKIP(p + 1, end, lines);
     for (;;) {
         ptr q;
         int k;
@@ -176,9 +185,9 @@ static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i) {
         k = key_at(p + 1, end, &q);
         if (k < 0 || (seen & (1 << k))) return NULL;
         seen |= 1 << k;
-        p = skip_ws(q, end);
+        p = SKIP(q, end, lines);
         if (p >= end || *p != ':') return NULL;
-        p = skip_ws(p + 1, end);
+        p = SKIP(p + 1, end, lines);
         switch (k) {
         case 0: p = parse_int64(p, end, &c->img[i]); break;
         case 1: p = parse_int64(p, end, &c->cat[i]); break;
@@ -186,28 +195,28 @@ static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i) {
         case 2:
             if (p >= end || *p != '[') return NULL;
             for (int j = 0; j < 4; j++) {
-                p = skip_ws(p + 1, end);
+                p = SKIP(p + 1, end, lines);
                 p = parse_double(p, end, &c->bbox[4 * i + j]);
                 if (p == NULL) return NULL;
-                p = skip_ws(p, end);
+                p = SKIP(p, end, lines);
                 if (p >= end || *p != (j < 3 ? ',' : ']')) return NULL;
             }
             p++;
             break;
         }
         if (p == NULL) return NULL;
-        p = skip_ws(p, end);
+        p = SKIP(p, end, lines);
         if (p >= end) return NULL;
         if (*p == '}') break;
         if (*p != ',') return NULL;
-        p = skip_ws(p + 1, end);
+        p = SKIP(p + 1, end, lines);
     }
     return seen == 15 ? p + 1 : NULL;
 }
 
-/* Records between start and end (inside the brackets): rows written, status, where it stopped. */
-static int parse_records(ptr base, Py_ssize_t start, Py_ssize_t end_off, columns *c, Py_ssize_t *rows,
-                         Py_ssize_t *stop) {
+/* Records of a JSON array between start and end (inside the brackets). */
+static int parse_array(ptr base, Py_ssize_t start, Py_ssize_t end_off, columns *c, Py_ssize_t *rows,
+                       Py_ssize_t *stop) {
     ptr end = base + end_off;
     ptr p = skip_ws(base + start, end);
     Py_ssize_t n = 0;
@@ -216,7 +225,7 @@ static int parse_records(ptr base, Py_ssize_t start, Py_ssize_t end_off, columns
         for (;;) {
             ptr q;
             if (n >= c->cap) { status = ST_FULL; break; }
-            q = parse_record(p, end, c, n);
+            q = parse_record(p, end, c, n, 0);
             if (q == NULL) { status = ST_BAIL; break; }
             n++;
             p = skip_ws(q, end);
@@ -231,66 +240,96 @@ static int parse_records(ptr base, Py_ssize_t start, Py_ssize_t end_off, columns
     return status;
 }
 
-static int get_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return -1;
-    if (view->itemsize != itemsize && !(view->itemsize == 1 && view->len % itemsize == 0)) {
-        PyErr_Format(PyExc_ValueError, "%s: expected items of %zd bytes", name, itemsize);
-        PyBuffer_Release(view);
-        return -1;
+/* Records of JSON Lines between start and end, one per line; blank lines are skipped. Line
+ * numbers are counted from 1 at start; *newlines is the number of line breaks consumed. */
+static int parse_lines(ptr base, Py_ssize_t start, Py_ssize_t end_off, columns *c, Py_ssize_t *rows,
+                       Py_ssize_t *stop, Py_ssize_t *newlines) {
+    ptr end = base + end_off;
+    ptr p = base + start;
+    Py_ssize_t n = 0, line = 1;
+    int status = ST_OK;
+    for (;;) {
+        ptr q;
+        p = skip_inline_ws(p, end);
+        if (p >= end) break;
+        if (*p == '\n') { line++; p++; continue; }
+        if (n >= c->cap) { status = ST_FULL; break; }
+        q = parse_record(p, end, c, n, 1);
+        if (q == NULL) { status = ST_BAIL; break; }
+        c->line[n] = line;
+        n++;
+        p = skip_inline_ws(q, end);
+        if (p >= end) break;
+        if (*p != '\n') { status = ST_BAIL; break; }
+        line++;
+        p++;
     }
-    return 0;
+    *rows = n;
+    *stop = (Py_ssize_t)(p - base);
+    *newlines = line - 1;
+    return status;
 }
 
 PyDoc_STRVAR(parse_boxes_doc,
-"parse_boxes(buf, start, end, image_id, category_id, score, bbox) -> (rows, status, stop)\n\n"
-"Parse the box records in buf[start:end] (the inside of a JSON array) into the\n"
-"writable int64/int64/float64/float64 columns (bbox holds 4 values per row).\n"
+"parse_boxes(buf, start, end, image_id, category_id, score, bbox, line=None)\n"
+"    -> (rows, status, stop, newlines)\n\n"
+"Parse the box records in buf[start:end] into the writable int64/int64/float64/\n"
+"float64 columns (bbox holds 4 values per row): the inside of a JSON array, or,\n"
+"when an int64 column ``line`` is given, JSON Lines (each row's line number,\n"
+"counted from 1 at start, goes to ``line``; newlines counts the line breaks read).\n"
 "status 0: all records parsed; 1: a record this parser does not take (use the\n"
 "general decoder); 2: the columns are full. stop is where parsing stopped.");
 
 static PyObject *parse_boxes(PyObject *self, PyObject *args) {
-    PyObject *buf_o, *img_o, *cat_o, *score_o, *bbox_o;
-    Py_ssize_t start, end, rows = 0, stop = 0;
-    Py_buffer buf, img, cat, score, bbox;
+    PyObject *buf_o, *img_o, *cat_o, *score_o, *bbox_o, *line_o = Py_None;
+    Py_ssize_t start, end, rows = 0, stop = 0, newlines = 0;
+    Py_buffer buf, cols[5];
+    static const char *names[5] = {"image_id", "category_id", "score", "bbox", "line"};
+    PyObject *objs[5];
+    int ncols, status, i;
     columns c;
-    int status;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OnnOOOO", &buf_o, &start, &end, &img_o, &cat_o, &score_o, &bbox_o))
+    if (!PyArg_ParseTuple(args, "OnnOOOO|O", &buf_o, &start, &end, &img_o, &cat_o, &score_o, &bbox_o, &line_o))
         return NULL;
+    objs[0] = img_o; objs[1] = cat_o; objs[2] = score_o; objs[3] = bbox_o; objs[4] = line_o;
+    ncols = line_o == Py_None ? 4 : 5;
     if (PyObject_GetBuffer(buf_o, &buf, PyBUF_SIMPLE) < 0) return NULL;
     if (start < 0 || end > buf.len || start > end) {
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_ValueError, "start/end outside the buffer");
         return NULL;
     }
-    if (get_column(img_o, &img, 8, "image_id") < 0) { PyBuffer_Release(&buf); return NULL; }
-    if (get_column(cat_o, &cat, 8, "category_id") < 0) {
-        PyBuffer_Release(&img); PyBuffer_Release(&buf); return NULL;
+    for (i = 0; i < ncols; i++) {
+        if (PyObject_GetBuffer(objs[i], &cols[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0 ||
+            cols[i].len % 8 != 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "%s: expected a column of 8-byte items", names[i]);
+            else
+                i--;   /* this one was not acquired */
+            for (; i >= 0; i--) PyBuffer_Release(&cols[i]);
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
     }
-    if (get_column(score_o, &score, 8, "score") < 0) {
-        PyBuffer_Release(&cat); PyBuffer_Release(&img); PyBuffer_Release(&buf); return NULL;
-    }
-    if (get_column(bbox_o, &bbox, 8, "bbox") < 0) {
-        PyBuffer_Release(&score); PyBuffer_Release(&cat); PyBuffer_Release(&img); PyBuffer_Release(&buf);
-        return NULL;
-    }
-    c.img = (int64_t *)img.buf;
-    c.cat = (int64_t *)cat.buf;
-    c.score = (double *)score.buf;
-    c.bbox = (double *)bbox.buf;
-    c.cap = img.len / 8;
-    if (cat.len / 8 < c.cap) c.cap = cat.len / 8;
-    if (score.len / 8 < c.cap) c.cap = score.len / 8;
-    if (bbox.len / 32 < c.cap) c.cap = bbox.len / 32;
+    c.img = (int64_t *)cols[0].buf;
+    c.cat = (int64_t *)cols[1].buf;
+    c.score = (double *)cols[2].buf;
+    c.bbox = (double *)cols[3].buf;
+    c.line = ncols == 5 ? (int64_t *)cols[4].buf : NULL;
+    c.cap = cols[0].len / 8;
+    if (cols[1].len / 8 < c.cap) c.cap = cols[1].len / 8;
+    if (cols[2].len / 8 < c.cap) c.cap = cols[2].len / 8;
+    if (cols[3].len / 32 < c.cap) c.cap = cols[3].len / 32;
+    if (ncols == 5 && cols[4].len / 8 < c.cap) c.cap = cols[4].len / 8;
     Py_BEGIN_ALLOW_THREADS
-    status = parse_records((ptr)buf.buf, start, end, &c, &rows, &stop);
+    if (ncols == 5)
+        status = parse_lines((ptr)buf.buf, start, end, &c, &rows, &stop, &newlines);
+    else
+        status = parse_array((ptr)buf.buf, start, end, &c, &rows, &stop);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&bbox);
-    PyBuffer_Release(&score);
-    PyBuffer_Release(&cat);
-    PyBuffer_Release(&img);
+    for (i = ncols - 1; i >= 0; i--) PyBuffer_Release(&cols[i]);
     PyBuffer_Release(&buf);
-    return Py_BuildValue("nin", rows, status, stop);
+    return Py_BuildValue("ninn", rows, status, stop, newlines);
 }
 
 static PyMethodDef methods[] = {
@@ -300,7 +339,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_jsoncols", "Columns from JSON arrays of box detections (see fastjson.py).", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__jsoncols(void) {

@@ -338,8 +338,8 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
         check_memory(p, size, fmt)
         if fmt == "parquet":
             return _from_parquet(p)
-        if fmt == "json":   # plain box records: compiled column reader, no Python object per record
-            d = _from_json_boxes(p)
+        if fmt in ("json", "jsonl"):   # plain box records: compiled reader, no Python object per record
+            d = _from_json_boxes(p, lines=fmt == "jsonl")
             if d is not None:
                 return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
@@ -355,8 +355,9 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
     return _from_python(source, path or "<results>")
 
 
-def _from_json_boxes(path: str) -> Detections | None:
-    """Detections read by the compiled reader (the file hashed meanwhile), or None if it does not apply."""
+def _from_json_boxes(path: str, lines: bool = False) -> Detections | None:
+    """Detections read by the compiled reader from a JSON array (or JSON Lines), the file hashed
+    meanwhile; None if it does not apply (then the general decoder reads the file)."""
     import mmap
     from concurrent.futures import ThreadPoolExecutor
 
@@ -369,22 +370,23 @@ def _from_json_boxes(path: str) -> Detections | None:
         if os.fstat(f.fileno()).st_size == 0:
             return None
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            edges = array_edges(mm)
+            edges = (0, len(mm)) if lines else array_edges(mm)
             if edges is None:
                 return None
             view = memoryview(mm)
             try:
                 with ThreadPoolExecutor(1) as pool:
                     digest = pool.submit(lambda: hashlib.sha256(view).hexdigest())
-                    cols = fastjson.box_columns(mm, *edges)
+                    cols = fastjson.box_columns(mm, *edges, lines=lines)
                     digest = digest.result()
             finally:
                 view.release()   # before the map closes
-    if cols is None:
+    if cols is None or (lines and len(cols[0]) == 0):   # no records: the general reader says why
         return None
-    img, cat, score, bbox = cols
+    img, cat, score, bbox = cols[:4]
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, path=path,
-                      record=np.arange(len(score), dtype=np.int64), digest="sha256:" + digest)
+                      record=np.arange(len(score), dtype=np.int64), digest="sha256:" + digest,
+                      line=cols[4] if lines else None)
 
 
 def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str = "error",
