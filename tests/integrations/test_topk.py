@@ -55,10 +55,20 @@ def test_topk_mask_equals_engine_selection():
             assert kth[grp] == (sel[k - 1] if len(sel) >= k else -np.inf)
 
 
-@pytest.mark.parametrize("src", ["json", "jsonl", "parquet"])
+@pytest.mark.parametrize("src, pure", [("json", False), ("json", True), ("jsonl", False), ("jsonl", True),
+                                       ("parquet", False)], ids=["json", "json-msgspec", "jsonl", "jsonl-msgspec",
+                                                                 "parquet"])
 @pytest.mark.parametrize("out", ["json", "jsonl", "parquet"])
 @pytest.mark.parametrize("k,per_image", [(7, None), (40, 25)])
-def test_files_match_engine_selection(files, sim, tmp_path, src, out, k, per_image):
+def test_files_match_engine_selection(files, sim, tmp_path, src, pure, out, k, per_image, monkeypatch):
+    """Both JSON readers (compiled for plain box records, msgspec for everything) select the same."""
+    from lveval.io import fastjson
+
+    if pure:
+        monkeypatch.setenv("LVEVAL_PURE_JSON", "1")
+    elif src == "json" and fastjson.available():   # the compiled reader does take these records
+        buf = open(files["json"], "rb").read()
+        assert fastjson.box_columns(buf, buf.index(b"[") + 1, buf.rindex(b"]")) is not None
     d = load_results(sim)
     want = top_k_per_class(d.cat_id, d.score, k)
     if per_image:
