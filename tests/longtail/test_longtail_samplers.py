@@ -149,3 +149,51 @@ def test_samplers_drive_a_dataloader():
     dataset = dataset_from([[1], [2], [2]])
     loader = torch.utils.data.DataLoader(list(range(3)), batch_size=2, sampler=RepeatFactorSampler(dataset))
     assert sum(len(batch) for batch in loader) >= 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda ds, **kw: UniformSampler(ds, seed=3, **kw),
+    lambda ds, **kw: ClassAwareSampler(ds, num_samples=23, seed=3, **kw),
+    lambda ds, **kw: RepeatFactorSampler(ds, threshold=0.5, seed=3, **kw),
+], ids=["uniform", "class-aware", "repeat-factor"])
+@pytest.mark.parametrize("replicas", [2, 3, 7])
+def test_replicas_split_one_epoch_order(make, replicas):
+    """Ranks take disjoint strided shares of the same epoch order, padded like DistributedSampler."""
+    ds = dataset_from([[1], [1, 2], [3], [], [2], [1], [4], [4, 1], [2], [3, 4]])
+    whole = make(ds)
+    for epoch in (0, 5):
+        whole.set_epoch(epoch)
+        order = list(whole)
+        shares = []
+        for rank in range(replicas):
+            s = make(ds, num_replicas=replicas, rank=rank)
+            s.set_epoch(epoch)
+            shares.append(list(s))
+            assert len(s) == len(shares[-1]) == -(-len(order) // replicas)
+        padded = order + order[: len(shares[0]) * replicas - len(order)]
+        merged = [shares[r][i] for i in range(len(shares[0])) for r in range(replicas)]
+        assert merged == padded
+
+
+def test_replicas_default_to_one_and_are_checked():
+    ds = dataset_from([[1], [2], [1, 2]])
+    s = UniformSampler(ds)
+    assert (s.num_replicas, s.rank) == (1, 0) and len(s) == 3
+    for bad in [dict(num_replicas=0, rank=0), dict(num_replicas=2, rank=2), dict(num_replicas=2, rank=-1)]:
+        with pytest.raises(ValueError, match="num_replicas"):
+            UniformSampler(ds, **bad)
+
+
+def test_replicas_come_from_the_process_group(monkeypatch):
+    """With torch.distributed initialised, the group's world size and rank are used by default."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    monkeypatch.setattr(dist, "get_rank", lambda: 2)
+    ds = dataset_from([[1], [2], [1, 2], [3], [3], [1]])
+    s = UniformSampler(ds, seed=1)
+    assert (s.num_replicas, s.rank) == (4, 2)
+    explicit = UniformSampler(ds, seed=1, num_replicas=4, rank=2)
+    assert list(s) == list(explicit) and len(s) == 2

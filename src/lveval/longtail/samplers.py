@@ -5,6 +5,13 @@ dict and are reproducible: the order depends only on ``seed`` and the epoch
 set with :meth:`set_epoch` (the ``torch.utils.data.DistributedSampler``
 convention: the generator is seeded with ``seed + epoch``).
 
+For distributed training every sampler takes ``num_replicas`` and ``rank``
+(by default those of the initialised ``torch.distributed`` process group, else
+1 and 0). Every rank draws the same epoch order and keeps every
+``num_replicas``-th index from its ``rank`` on, after the order is padded by
+repeating its start to a multiple of ``num_replicas``, as
+``DistributedSampler`` does, so all ranks take the same number of steps.
+
 * :class:`UniformSampler` -- a random permutation of all images.
 * :class:`ClassAwareSampler` -- pick a class uniformly, then an image
   containing it uniformly (Shen et al., "Relay Backpropagation", ECCV 2016).
@@ -52,12 +59,27 @@ def image_repeat_factors(
     return np.array([max((per_class[c] for c in cats), default=1.0) for cats in image_category_sets(dataset)])
 
 
-class EpochSampler(Sampler[int]):
-    """Base: a seed and an epoch that together fix the sampling order."""
+def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """(num_replicas, rank): as given, else the torch.distributed group's, else (1, 0)."""
+    dist = torch.distributed
+    active = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if active else 1
+    if rank is None:
+        rank = dist.get_rank() if active else 0
+    num_replicas, rank = int(num_replicas), int(rank)
+    if num_replicas < 1 or not 0 <= rank < num_replicas:
+        raise ValueError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas} and {rank}")
+    return num_replicas, rank
 
-    def __init__(self, seed: int = 0):
+
+class EpochSampler(Sampler[int]):
+    """Base: a seed and an epoch that together fix the sampling order; this rank's share of it."""
+
+    def __init__(self, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
         self.seed = int(seed)
         self.epoch = 0
+        self.num_replicas, self.rank = _replicas(num_replicas, rank)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose (reproducible) order ``__iter__`` yields next."""
@@ -66,18 +88,40 @@ class EpochSampler(Sampler[int]):
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed + self.epoch)
 
+    def epoch_order(self) -> list[int]:
+        """The whole epoch's order, the same on every rank."""
+        raise NotImplementedError
+
+    def _share(self, n: int) -> int:
+        return -(-n // self.num_replicas)   # ceil
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.epoch_order()
+        if self.num_replicas == 1 or not order:
+            return iter(order)
+        total = self._share(len(order)) * self.num_replicas
+        padded = order + (order * (total // len(order) + 1))[: total - len(order)]
+        return iter(padded[self.rank::self.num_replicas])
+
+    def __len__(self) -> int:
+        return self._share(self._epoch_length())
+
+    def _epoch_length(self) -> int:
+        return len(self.epoch_order())
+
 
 class UniformSampler(EpochSampler):
     """Every image once per epoch, in random order."""
 
-    def __init__(self, dataset: Mapping[str, Any], seed: int = 0):
-        super().__init__(seed)
+    def __init__(self, dataset: Mapping[str, Any], seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None):
+        super().__init__(seed, num_replicas, rank)
         self.num_images = len(dataset["images"])
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(torch.randperm(self.num_images, generator=self._generator()).tolist())
+    def epoch_order(self) -> list[int]:
+        return torch.randperm(self.num_images, generator=self._generator()).tolist()
 
-    def __len__(self) -> int:
+    def _epoch_length(self) -> int:
         return self.num_images
 
 
@@ -87,8 +131,9 @@ class ClassAwareSampler(EpochSampler):
     ``num_samples`` (draws per epoch) defaults to the number of images.
     """
 
-    def __init__(self, dataset: Mapping[str, Any], num_samples: int | None = None, seed: int = 0):
-        super().__init__(seed)
+    def __init__(self, dataset: Mapping[str, Any], num_samples: int | None = None, seed: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None):
+        super().__init__(seed, num_replicas, rank)
         by_class: dict[int, list[int]] = {}
         for index, cats in enumerate(image_category_sets(dataset)):
             for c in cats:
@@ -111,10 +156,10 @@ class ClassAwareSampler(EpochSampler):
         within = torch.minimum(within, counts - 1)
         return classes, self._images[self._offsets[classes] + within]
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.sample()[1].tolist())
+    def epoch_order(self) -> list[int]:
+        return self.sample()[1].tolist()
 
-    def __len__(self) -> int:
+    def _epoch_length(self) -> int:
         return self.num_samples
 
 
@@ -123,7 +168,7 @@ class RepeatFactorSampler(EpochSampler):
 
     An image with r(I) = 2.3 appears 2 times plus once more with probability
     0.3, so its expected count per epoch is exactly r(I).  The epoch length
-    therefore varies; ``len()`` reports the current epoch's.
+    therefore varies; ``len()`` reports the current epoch's (this rank's share).
     """
 
     def __init__(
@@ -132,13 +177,15 @@ class RepeatFactorSampler(EpochSampler):
         threshold: float = RFS_THRESHOLD,
         category_frequency: Mapping[int, float] | None = None,
         seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ):
-        super().__init__(seed)
+        super().__init__(seed, num_replicas, rank)
         self.repeat_factors = torch.from_numpy(image_repeat_factors(dataset, threshold, category_frequency))
         self._cached: tuple[int, int, list[int]] | None = None
 
-    def indices(self) -> list[int]:
-        """This epoch's image indices (cached per seed and epoch)."""
+    def epoch_order(self) -> list[int]:
+        """This epoch's image indices, all ranks' (cached per seed and epoch)."""
         key = (self.seed, self.epoch)
         if self._cached is None or self._cached[:2] != key:
             g = self._generator()
@@ -149,9 +196,3 @@ class RepeatFactorSampler(EpochSampler):
             order = order[torch.randperm(len(order), generator=g)]
             self._cached = (*key, order.tolist())
         return self._cached[2]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(self.indices())
