@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from differential_checks import check_coco, check_lvis
 from gen import make_dataset
-from pooled_reference import pooled_reference
-from reference import COCO_KEYS, run_coco, run_lvis
-from test_reference_lvis import KEYS, top_k_per_class
-from lveval.metrics import evaluate
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
@@ -30,45 +27,6 @@ def quiet_notices():
     log.setLevel(logging.ERROR)
     yield
     log.setLevel(level)
-
-
-def _close(ours: dict, ref: dict, keys) -> None:
-    for k in keys:
-        assert ours[k] == pytest.approx(ref[k], abs=1e-9), k
-
-
-def check_lvis(gt, res, cap, k, iou_type="bbox"):
-    """AP-Old against lvis-api with a per-image cap; AP-Fixed against lvis-api on the top k per class;
-    AP-Pool against the straightforward pooled reference. Full precision/recall arrays too."""
-    protocols = ["old", "fixed", "pooled"] if iou_type == "bbox" else ["old"]
-    ours = evaluate(gt, res, iou_type=iou_type, protocols=protocols, max_dets_per_image=cap, max_dets_per_class=k)
-    ref, e = run_lvis(gt, res, max_dets=cap, iou_type=iou_type)
-    _close(ours.old, ref, KEYS)
-    np.testing.assert_allclose(ours.precision["old"], e.eval["precision"], atol=1e-12, rtol=0)
-    np.testing.assert_allclose(ours.recall["old"], e.eval["recall"], atol=1e-12, rtol=0)
-    if iou_type != "bbox":
-        return
-    sel = top_k_per_class(res, k)
-    ref, e = run_lvis(gt, sel, max_dets=-1)
-    _close(ours.fixed, ref, KEYS)
-    np.testing.assert_allclose(ours.precision["fixed"], e.eval["precision"], atol=1e-12, rtol=0)
-    pool = pooled_reference(gt, sel)
-    assert ours.pooled["AP"] == pytest.approx(pool["all"], abs=1e-12)
-    for key in ("AP50", "AP75"):   # the reference leaves them out when no class has ground truth
-        assert ours.pooled[key] == pytest.approx(pool.get(key, -1.0), abs=1e-12), key
-    for f in "rcf":
-        assert ours.pooled["AP" + f] == pytest.approx(pool[f], abs=1e-12)
-
-
-def check_coco(gt, res, cap=100, iou_type="bbox"):
-    # pycocotools sorts maxDets and evaluates with the largest: keep ``cap`` the largest
-    max_dets = (1, 10, 100) if cap == 100 else (1, min(2, cap), cap)
-    ref, e = run_coco(gt, res, iou_type=iou_type, max_dets=max_dets)
-    ours = evaluate(gt, res, iou_type=iou_type, protocols=["old"], max_dets_per_image=cap)
-    np.testing.assert_allclose(ours.precision["old"], e.eval["precision"][..., -1], atol=1e-12, rtol=0)
-    np.testing.assert_allclose(ours.recall["old"], e.eval["recall"][..., -1], atol=1e-12, rtol=0)
-    if cap == 100:
-        _close(ours.old, ref, COCO_KEYS)
 
 
 # --- dataset edits -------------------------------------------------------------------------
