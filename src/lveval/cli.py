@@ -84,14 +84,14 @@ def cmd_evaluate(a) -> int:
     from .distributed.cli import evaluate_distributed, wants_distributed
     from .metrics import evaluate
 
-    if wants_distributed(a):
-        return evaluate_distributed(a)
+    from .progress import auto_enabled
 
     protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
     check_writable(a.json)
-    from .progress import auto_enabled
-
-    r = evaluate(a.gt, a.results, protocols=protocols, progress=auto_enabled(a.quiet), **_eval_kwargs(a))
+    if wants_distributed(a):
+        r = evaluate_distributed(a, protocols)
+    else:
+        r = evaluate(a.gt, a.results, protocols=protocols, progress=auto_enabled(a.quiet), **_eval_kwargs(a))
     _print_result(r, a.quiet)
     if a.json:
         write_json(a.json, r.to_dict())

@@ -115,6 +115,14 @@ def file_digest(source) -> str | None:
     return None
 
 
+def input_digest(source, loaded: str | None) -> str | None:
+    """The digest recorded for an input: the loader's (taken from the bytes it read), else the
+    file's; None when ``source`` is not a path."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    return loaded or file_digest(source)
+
+
 class Evaluator:
     """Shared state of one evaluation: bound detections, selections and one matching pass.
 
@@ -254,9 +262,7 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
     res = EvalResult(params=params, gt=g, notices=notices, matching=m,
-                     inputs={"gt": (g.digest or file_digest(gt)) if isinstance(gt, (str, os.PathLike)) else None,
-                             "results": (raw.digest or file_digest(results))
-                             if isinstance(results, (str, os.PathLike)) else None})
+                     inputs={"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)})
     if "old" in protocols:
         bar.start("accumulating AP-Old")
         res.old, res.precision["old"], res.recall["old"] = ev.summarize_selection(m, sel_old, coco_ar=True)

@@ -28,7 +28,7 @@ def test_cli_scheduler_matches_single_process(dask_client, lvis_path, tmp_path, 
     a = _parser().parse_args([lvis_path, res, "--max-dets-per-image", "100", "--json", many, "--quiet",
                               "--scheduler", dask_client.scheduler.address, "--shards", "3"])
     assert dcli.wants_distributed(a)
-    assert dcli.evaluate_distributed(a) == 0
+    assert cli.cmd_evaluate(a) == 0                    # the command, taking its distributed branch
     assert capsys.readouterr().out == out_single       # the same table
     with open(one) as f1, open(many) as f2:
         assert json.load(f1) == json.load(f2)

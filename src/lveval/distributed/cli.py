@@ -24,22 +24,17 @@ def wants_distributed(args) -> bool:
     return bool(getattr(args, "scheduler", None) or getattr(args, "workers", None))
 
 
-def evaluate_distributed(args) -> int:
-    """``lveval evaluate`` on a Dask cluster: same output and JSON as the single-process command."""
-    from ..cli import _eval_kwargs, _print_result, write_json
+def evaluate_distributed(args, protocols: list):
+    """The result of ``lveval evaluate`` on a Dask cluster (the command prints and writes it as usual)."""
+    from ..cli import _eval_kwargs
     from ..progress import auto_enabled
     from .dask_backend import evaluate
 
     if args.workers is not None and args.workers < 1:
         raise SystemExit("lveval: error: --workers must be at least 1")
-    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
-    r = evaluate(args.gt, args.results, protocols=protocols, scheduler=args.scheduler,
-                 workers=None if args.scheduler else args.workers, shards=args.shards,
-                 progress=auto_enabled(args.quiet), **_eval_kwargs(args))
-    _print_result(r, args.quiet)
-    if args.json:
-        write_json(args.json, r.to_dict())
-    return 0
+    return evaluate(args.gt, args.results, protocols=protocols, scheduler=args.scheduler,
+                    workers=None if args.scheduler else args.workers, shards=args.shards,
+                    progress=auto_enabled(args.quiet), **_eval_kwargs(args))
 
 
 def _cmd_partition(args) -> int:

@@ -19,8 +19,8 @@ import warnings
 from typing import Any, Iterable
 
 from ..errors import InputError
-from ..io.gt import GroundTruth, load_gt
-from ..metrics import PROTOCOLS, EvalResult
+from ..io.gt import load_gt
+from ..metrics import PROTOCOLS, EvalResult, input_digest
 from ..params import Params
 from . import reduce, shard, work
 
@@ -230,17 +230,10 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
                 parts = _collect(futs)
                 del futs, thr, gt_arg
         with stage("reducing", "reduce"):
-            inputs = {"gt": work_digest(gt), "results": sh.digest}
+            inputs = {"gt": input_digest(gt, g.digest), "results": sh.digest}
             res = reduce.assemble(g, params, protocols, parts, sh.notices, inputs)
             res.shard_stats = [p["stats"] for p in parts]
         res.timings = timings
         return res
     finally:
         bar.close()
-
-
-def work_digest(gt) -> str | None:
-    """The ground truth's digest exactly as ``lveval.evaluate`` records it."""
-    from ..metrics import file_digest
-
-    return file_digest(gt) if not isinstance(gt, (dict, GroundTruth)) else None

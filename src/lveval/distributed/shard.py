@@ -254,7 +254,7 @@ def _is_parquet(path) -> bool:
 
 def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) -> Sharded:
     """Split ``results`` by class into ``num_shards`` shards (a partition keeps its own split)."""
-    from ..metrics import file_digest
+    from ..metrics import file_digest, input_digest
 
     if is_partition(results):
         return _open_partition(str(results), gt)
@@ -292,7 +292,7 @@ def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) 
     bounds = np.searchsorted(row_shard[order], np.arange(len(shard_ids) + 1))
     shards = [MemoryShard(raw.take(order[bounds[s]:bounds[s + 1]])) for s in range(len(shard_ids))]
     chunks = [sh.cap_columns() for sh in shards]
-    digest = file_digest(results) if isinstance(results, (str, os.PathLike)) else None
+    digest = input_digest(results, raw.digest)
     return Sharded(shards, assign_gt(gt, shard_ids), chunks, display, digest, notices, len(raw))
 
 
@@ -344,15 +344,15 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
     import pyarrow.parquet as pq
 
     from ..atomic import atomic_write
-    from ..metrics import file_digest
+    from ..metrics import input_digest
 
     os.makedirs(out_dir, exist_ok=True)
     tmp_src = None
     if _is_parquet(results):
-        src, display = str(results), str(results)
+        src, display, digest = str(results), str(results), input_digest(results, None)
     else:
         d = load_results(results)
-        display = d.path
+        display, digest = d.path, input_digest(results, d.digest)
         tmp_src = os.path.join(out_dir, ".source.parquet")
         write_results(d, tmp_src)
         src = tmp_src
@@ -402,7 +402,7 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
                 flush(s)
                 writers[s].close()
         manifest = {"format": FORMAT, "version": 1, "source": display,
-                    "source_digest": file_digest(results) if isinstance(results, (str, os.PathLike)) else None,
+                    "source_digest": digest,
                     "num_rows": int(r0),
                     "parts": [{"file": n, "rows": int(r), "category_ids": s.tolist()}
                               for n, r, s in zip(names, rows, shard_ids)]}
