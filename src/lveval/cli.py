@@ -70,10 +70,16 @@ def _eval_kwargs(a) -> dict:
                 on_unknown_image=a.on_unknown_image, on_unknown_category=a.on_unknown_category)
 
 
-def _print_result(result, quiet: bool) -> None:
+def protocols_arg(a) -> list:
+    """The --protocols option as a list."""
+    return [p.strip() for p in a.protocols.split(",") if p.strip()]
+
+
+def _print_result(result, quiet: bool, table=None) -> None:
+    """The figures (``table(result)``, by default the protocol table) on stdout, notices on stderr."""
     from .table import notices_text, protocol_table
 
-    print(protocol_table(result))
+    print((table or protocol_table)(result))
     if not quiet:
         n = notices_text(result.notices)
         if n:
@@ -86,7 +92,7 @@ def cmd_evaluate(a) -> int:
 
     from .progress import auto_enabled
 
-    protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
+    protocols = protocols_arg(a)
     check_writable(a.json)
     if wants_distributed(a):
         r = evaluate_distributed(a, protocols)
@@ -110,12 +116,7 @@ def cmd_demo(a) -> int:
           "  under-confident on rare classes)\n")
     res = simulate(gt, seed=a.seed, candidates_per_image=a.candidates, iou_type=a.iou_type)
     r = evaluate(gt, res, iou_type=a.iou_type)
-    print(protocol_table_with_note(r))
-    if not a.quiet:
-        from .table import notices_text
-        n = notices_text(r.notices)
-        if n:
-            print(n, file=sys.stderr)
+    _print_result(r, a.quiet, table=protocol_table_with_note)
     if a.json:
         write_json(a.json, r.to_dict())
     return 0
@@ -213,12 +214,7 @@ def main(argv=None) -> int:
     log.propagate = False   # notices are printed once, by the command itself
     try:
         return int(a.func(a) or 0)
-    except InputError as exc:
-        if a.debug:
-            raise
-        print(f"lveval: error: {exc}", file=sys.stderr)
-        return 2
-    except ResourceError as exc:
+    except (InputError, ResourceError) as exc:
         if a.debug:
             raise
         print(f"lveval: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from .io.gt import FREQUENCIES, GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
 from .params import AREA_LABELS, Params
-from .select import cap_per_image, federated_mask, rank_within, score_order, top_k_per_class
+from .select import cap_per_image, federated_mask, score_order, top_k_per_class
 
 PROTOCOLS = ("old", "fixed", "pooled")
 POOLS = ("all",) + FREQUENCIES
@@ -138,11 +138,9 @@ class Evaluator:
     def old_selection(self, n: int | None = None) -> np.ndarray:
         n = self.params.max_dets_per_image if n is None else n
         d = self.dets
-        if n is None or n < 0:
-            return np.ones(len(d), bool)
-        if self.gt.kind == "coco":   # pycocotools caps per image and category
-            return rank_within(d.img_idx * self.gt.num_categories + d.cat_idx, d.score, self.order) < n
-        return cap_per_image(d.img_idx, d.score, n, self.order)
+        # pycocotools caps per image and category, lvis-api per image
+        group = d.img_idx * self.gt.num_categories + d.cat_idx if self.gt.kind == "coco" else d.img_idx
+        return cap_per_image(group, d.score, n, self.order)
 
     def fixed_selection(self, k: int | None = None) -> np.ndarray:
         k = self.params.max_dets_per_class if k is None else k
@@ -261,6 +259,7 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     bar.start("matching")
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
+    num_dets = np.bincount(dets.cat_idx, minlength=g.num_categories)
     res = EvalResult(params=params, gt=g, notices=notices, matching=m,
                      inputs={"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)})
     if "old" in protocols:
@@ -270,7 +269,7 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     if "fixed" in protocols:
         bar.start("accumulating AP-Fixed")
         res.fixed, res.precision["fixed"], res.recall["fixed"] = ev.summarize_selection(m, sel_fixed)
-        w = fixed_budget_warning(np.bincount(dets.cat_idx, minlength=g.num_categories), params)
+        w = fixed_budget_warning(num_dets, params)
         if w:
             notices.warn(w)
         bar.done()
@@ -279,5 +278,5 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
         res.pooled_precision = ev.pooled_curves(m, sel_fixed)
         res.pooled = summarize_pooled(res.pooled_precision, params)
         bar.done()
-    res.per_class = per_class_table(g, np.bincount(dets.cat_idx, minlength=g.num_categories), m.num_gt[:, 0], res)
+    res.per_class = per_class_table(g, num_dets, m.num_gt[:, 0], res)
     return res

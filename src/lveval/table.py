@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 OLD_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
-POOL_KEYS = ("AP", "AP50", "AP75", "APr", "APc", "APf")
 
 
 def fmt(v) -> str:

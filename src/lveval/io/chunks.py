@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 CHUNK_BYTES = 8 << 20   # small pieces stay in cache: measured faster than whole-file decoding
-_SEP = re.compile(rb"\}\s*,\s*\{")
+RECORD_SEP = re.compile(rb"\}\s*,\s*\{")   # between two records of a JSON array
 _WS = b" \t\r\n"
 
 
@@ -34,14 +34,15 @@ def array_edges(mm) -> tuple[int, int] | None:
     return i + 1, j
 
 
-def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat):
+def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat, digest: str | None = None):
     """Decode the JSON array at ``path`` piece by piece; None if anything looks wrong.
 
-    The file's sha256 is taken on the way and set as the result's ``digest``.
+    The file's sha256 is taken on the way and set as the result's ``digest``,
+    unless the caller already has it (``digest``).
     """
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256() if digest is None else _Known()
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         edges = array_edges(mm)
         if edges is None:
@@ -55,8 +56,15 @@ def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat)
         finally:
             view.release()   # before the map closes
     d = concat(parts)
-    d.digest = "sha256:" + h.hexdigest()
+    d.digest = digest or "sha256:" + h.hexdigest()
     return d
+
+
+class _Known:
+    """Stands in for the hasher when the digest is already known."""
+
+    def update(self, data) -> None:
+        pass
 
 
 def _pieces(mm, view, edges, h, path, decoder, to_columns):
@@ -66,7 +74,7 @@ def _pieces(mm, view, edges, h, path, decoder, to_columns):
     hashed = pos
     parts, base = [], 0
     while pos < end:
-        m = _SEP.search(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
+        m = RECORD_SEP.search(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
         cut = m.start() + 1 if m else end
         h.update(view[hashed:cut])
         hashed = cut

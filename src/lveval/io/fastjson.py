@@ -11,10 +11,11 @@ numpy tokenizer over 2 s; this reader 0.22 s on one thread.
 from __future__ import annotations
 
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .chunks import RECORD_SEP
 
 try:
     from . import _jsoncols
@@ -24,7 +25,6 @@ except ImportError:   # built without a C compiler: the general decoder does eve
 # the shortest record with its separator: bounds the rows a piece can hold
 MIN_RECORD = len(b'{"image_id":0,"category_id":0,"bbox":[0,0,0,0],"score":0},')
 MIN_PIECE = 4 << 20   # pieces smaller than this are not worth a thread
-_SEP = re.compile(rb"\}\s*,\s*\{")
 
 
 def available() -> bool:
@@ -45,7 +45,7 @@ def _cuts(buf, start: int, end: int, pieces: int, lines: bool) -> list[int]:
                 break
             cuts += [i + 1, i + 1]
         else:
-            m = _SEP.search(buf, at, end)
+            m = RECORD_SEP.search(buf, at, end)
             if m is None:
                 break
             cuts += [m.start() + 1, m.end() - 1]   # end of one record, start of the next

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, Notices
-from .jsonfile import loads_any, read_bytes
+from .jsonfile import loads_any, read_bytes, strip_bom
 
 FREQUENCIES = ("r", "c", "f")
 
@@ -117,11 +117,9 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
         buf = read_bytes(path)
-        if buf[:3] == b"\xef\xbb\xbf":   # a UTF-8 byte-order mark is not JSON; drop it
-            buf = buf[3:]
-        data = loads_any(buf, path)
-        g = from_dict(data, path=path, dataset=dataset)
-        g.digest = "sha256:" + hashlib.sha256(buf).hexdigest()
+        digest = "sha256:" + hashlib.sha256(buf).hexdigest()   # of the file as it is, mark included
+        g = from_dict(loads_any(strip_bom(buf), path), path=path, dataset=dataset)
+        g.digest = digest
         return g
     if isinstance(source, dict):
         return from_dict(source, path="<ground truth>", dataset=dataset)

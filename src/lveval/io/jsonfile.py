@@ -30,6 +30,11 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise InputError("permission denied", path=str(path)) from None
 
 
+def strip_bom(buf: bytes) -> bytes:
+    """A UTF-8 byte-order mark (some Windows tools write one) is not JSON; drop it."""
+    return buf[3:] if buf[:3] == b"\xef\xbb\xbf" else buf
+
+
 def check_file(path: str) -> int:
     """Size of ``path`` in bytes; InputError if it is missing, a directory or unreadable."""
     if not os.path.exists(path):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, Notices
 from .chunks import concat_columns, decode_chunked
-from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes
+from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes, strip_bom
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
 
@@ -121,7 +121,7 @@ _KINDS = {b"{": "an object", b'"': "a string", b"t": "true", b"f": "false", b"n"
 
 
 def _from_json_array(buf: bytes, path: str) -> Detections:
-    buf = _strip_bom(buf)
+    buf = strip_bom(buf)
     stripped = buf.lstrip()
     if not stripped:
         raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
@@ -144,7 +144,7 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
 
 
 def _from_json_lines(buf: bytes, path: str) -> Detections:
-    buf = _strip_bom(buf)
+    buf = strip_bom(buf)
     if not buf.strip():
         raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
                          "written as [] in a .json file", path=path)
@@ -169,11 +169,6 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
                          field=exc.field) from None
     d.line = np.asarray(line_nos, dtype=np.int64)
     return d
-
-
-def _strip_bom(buf: bytes) -> bytes:
-    """A UTF-8 byte-order mark (some Windows tools write one) is not JSON; drop it."""
-    return buf[3:] if buf[:3] == b"\xef\xbb\xbf" else buf
 
 
 def _from_parquet(path: str) -> Detections:
@@ -338,26 +333,28 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
         check_memory(p, size, fmt)
         if fmt == "parquet":
             return _from_parquet(p)
+        digest = None
         if fmt in ("json", "jsonl"):   # plain box records: compiled reader, no Python object per record
-            d = _from_json_boxes(p, lines=fmt == "jsonl")
+            d, digest = _from_json_boxes(p, lines=fmt == "jsonl")
             if d is not None:
                 return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
             with no_gc():
-                d = decode_chunked(p, _ARRAY, _columns, concat_columns)
+                d = decode_chunked(p, _ARRAY, _columns, concat_columns, digest=digest)
             if d is not None:
                 return d
             check_memory(p, size, fmt, whole=True)   # the precise error needs the whole file in memory
         buf = read_bytes(p)
         d = _from_json_lines(buf, p) if fmt == "jsonl" else _from_json_array(buf, p)
-        d.digest = "sha256:" + hashlib.sha256(buf).hexdigest()
+        d.digest = digest or "sha256:" + hashlib.sha256(buf).hexdigest()
         return d
     return _from_python(source, path or "<results>")
 
 
-def _from_json_boxes(path: str, lines: bool = False) -> Detections | None:
-    """Detections read by the compiled reader from a JSON array (or JSON Lines), the file hashed
-    meanwhile; None if it does not apply (then the general decoder reads the file)."""
+def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None, str | None]:
+    """(Detections, digest) from the compiled reader for a JSON array (or JSON Lines), the file
+    hashed meanwhile. When the reader does not apply the Detections are None (the general decoder
+    reads the file then) and the digest, if taken, is still returned for it."""
     import mmap
     from concurrent.futures import ThreadPoolExecutor
 
@@ -365,28 +362,28 @@ def _from_json_boxes(path: str, lines: bool = False) -> Detections | None:
     from .chunks import array_edges
 
     if not fastjson.available():
-        return None
+        return None, None
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
-            return None
+            return None, None
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             edges = (0, len(mm)) if lines else array_edges(mm)
             if edges is None:
-                return None
+                return None, None
             view = memoryview(mm)
             try:
                 with ThreadPoolExecutor(1) as pool:
-                    digest = pool.submit(lambda: hashlib.sha256(view).hexdigest())
+                    digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
                     cols = fastjson.box_columns(mm, *edges, lines=lines)
                     digest = digest.result()
             finally:
                 view.release()   # before the map closes
     if cols is None or (lines and len(cols[0]) == 0):   # no records: the general reader says why
-        return None
+        return None, digest
     img, cat, score, bbox = cols[:4]
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, path=path,
-                      record=np.arange(len(score), dtype=np.int64), digest="sha256:" + digest,
-                      line=cols[4] if lines else None)
+                      record=np.arange(len(score), dtype=np.int64), digest=digest,
+                      line=cols[4] if lines else None), digest
 
 
 def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str = "error",
@@ -503,7 +500,7 @@ def polygon_problem(seg) -> str | None:
 def rle_problem(s: dict, h: int, w: int) -> str | None:
     """What is wrong with an RLE {size, counts} for an h x w image, or None."""
     size = s["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_finite_numbers([v]) for v in size)):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and _finite_numbers(size)):
         return f"size: expected [height, width], got {size!r:.40}"
     if [size[0], size[1]] != [h, w]:
         return f"size: RLE size {list(size)} does not match the image ({h}x{w}, height x width)"
@@ -650,11 +647,6 @@ def mask_area(rles: list) -> np.ndarray:
     parts = [np.asarray(mask_utils.area(rles[i:i + 255]), np.float64).reshape(-1)
              for i in range(0, len(rles), 255)]
     return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _valid_counts(cb: bytes, total: int) -> bool:
-    """Whether COCO's compressed RLE string ``cb`` decodes to runs summing to ``total``."""
-    return counts_problem(cb, total) is None
 
 
 def counts_problem(cb: bytes, total: int) -> str | None:

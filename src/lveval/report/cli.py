@@ -3,9 +3,10 @@ from __future__ import annotations
 
 
 def _cmd_report(a) -> int:
+    from ..cli import protocols_arg
     from .build import build_report
 
-    protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
+    protocols = protocols_arg(a)
     classes = [c for c in a.classes.split(",") if c.strip()] if a.classes else None
     try:
         path = build_report(a.gt, a.results, a.out, classes=classes, calibration=a.calibration,
