@@ -25,7 +25,7 @@ PROTOCOLS = ("old", "fixed", "pooled")
 POOLS = ("all",) + FREQUENCIES
 
 
-def _mean_valid(s: np.ndarray) -> float:
+def mean_valid(s: np.ndarray) -> float:
     v = s[s > -1]
     return float(np.mean(v)) if v.size else -1.0
 
@@ -35,20 +35,20 @@ def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: Gro
     """lvis-api's / pycocotools' summary figures from precision (T,R,K,A) and recall (T,K,A)."""
     thr = params.iou_thrs
     out = {}
-    out["AP"] = _mean_valid(precision[:, :, :, 0])
+    out["AP"] = mean_valid(precision[:, :, :, 0])
     for name, t in (("AP50", 0.5), ("AP75", 0.75)):
-        out[name] = _mean_valid(precision[np.where(t == thr)[0]][:, :, :, 0])
+        out[name] = mean_valid(precision[np.where(t == thr)[0]][:, :, :, 0])
     for a, lbl in enumerate(AREA_LABELS[1:], 1):
-        out["AP" + lbl[0]] = _mean_valid(precision[:, :, :, a])
+        out["AP" + lbl[0]] = mean_valid(precision[:, :, :, a])
     if gt.kind == "lvis":
         for f, cats in gt.freq_groups().items():
-            out["AP" + f] = _mean_valid(precision[:, :, cats, 0])
+            out["AP" + f] = mean_valid(precision[:, :, cats, 0])
     if recall_by_max_dets:
         for md, rec in recall_by_max_dets.items():
-            out[f"AR{md}"] = _mean_valid(rec[:, :, 0])
-    out["AR"] = _mean_valid(recall[:, :, 0])
+            out[f"AR{md}"] = mean_valid(rec[:, :, 0])
+    out["AR"] = mean_valid(recall[:, :, 0])
     for a, lbl in enumerate(AREA_LABELS[1:], 1):
-        out["AR" + lbl[0]] = _mean_valid(recall[:, :, a])
+        out["AR" + lbl[0]] = mean_valid(recall[:, :, a])
     return out
 
 

@@ -142,6 +142,8 @@ class _Pool:
             self.prune()
 
     def prune(self) -> None:
+        if not self.pending:   # the kept rows are already exactly the criteria's top sets
+            return
         parts = ([self.kept] if self.kept is not None else []) + self.pending
         self.pending, self.n_pending, self.kept, self.n_kept = [], 0, None, 0
         if not parts:
@@ -514,7 +516,6 @@ class _Records:
                 yield chunk, starts + pos, ends + 1 + pos, count
                 count += len(starts)
             if eof:     # after the records, so an earlier bad record is reported first
-                self._cur = (pos, buf)
                 closed = self._check_tail(buf[consumed:], pos + consumed)
             self._line_base += buf.count(b"\n", 0, consumed)
             pos += consumed
@@ -931,7 +932,9 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
 # --------------------------------------------------------------------------------------------
 
 def _cmd_topk(a) -> int:
-    progress = (not a.quiet) and sys.stderr.isatty()
+    from .progress import auto_enabled
+
+    progress = auto_enabled(a.quiet)
     counts = topk_file(a.results, a.out, a.per_class, per_image=a.per_image, progress=progress,
                        block_size=a.block_mb << 20)
     if not a.quiet:

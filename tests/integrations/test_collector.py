@@ -9,12 +9,7 @@ from lveval.integrations import FixedAPMetric, TopKPerClassCollector
 from lveval.io.results import load_results
 from lveval.select import cap_per_image, top_k_per_class
 from lveval.simulate import simulate
-from lveval.topk import TopKPerClass, _Pool
-
-
-@pytest.fixture(autouse=True)
-def small_batches(monkeypatch):
-    monkeypatch.setattr(_Pool, "MIN_BATCH", 64)
+from lveval.topk import TopKPerClass
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from gen import make_dataset
 from lveval.integrations.detectron2 import LVEvalEvaluator, default_gather
 from lveval.io.results import load_results
 from lveval.simulate import simulate
-from lveval.topk import _Pool
 
 
 class Boxes:
@@ -35,11 +34,6 @@ class Instances:
 
     def has(self, name):
         return hasattr(self, name)
-
-
-@pytest.fixture(autouse=True)
-def small_batches(monkeypatch):
-    monkeypatch.setattr(_Pool, "MIN_BATCH", 64)
 
 
 def feed(evaluator, d, cat_ids, images, batch=4):

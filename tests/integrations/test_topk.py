@@ -14,13 +14,7 @@ from lveval.errors import InputError
 from lveval.io.results import load_results, write_results
 from lveval.select import cap_per_image, top_k_per_class
 from lveval.simulate import simulate
-from lveval.topk import _Pool, topk_file, topk_mask
-
-
-@pytest.fixture(autouse=True)
-def small_batches(monkeypatch):
-    """Prune often, so the tests exercise many prune rounds on small inputs."""
-    monkeypatch.setattr(_Pool, "MIN_BATCH", 64)
+from lveval.topk import topk_file, topk_mask
 
 
 @pytest.fixture(scope="module")

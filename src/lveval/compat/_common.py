@@ -106,17 +106,8 @@ def prepare(dataset: dict, kind: str, dets: Detections, area, img_ids, cat_ids,
     return gt, Evaluator(gt, bound, params)
 
 
-def load_detections(results, path_hint: str = "<results>") -> Detections:
+def load_detections(results) -> Detections:
     """Detections from a path, a list of result dicts, a dict of columns or Detections."""
-    if isinstance(results, (str, os.PathLike)) or isinstance(results, Detections):
-        return load_results(results)
-    if isinstance(results, dict):
-        return load_results(results, path=path_hint)
-    if isinstance(results, (list, tuple)):
-        return load_results(list(results), path=path_hint)
-    raise TypeError(f"Unsupported type {type(results).__name__} of results.")
-
-
-def mean_valid(s: np.ndarray) -> float:
-    v = s[s > -1]
-    return -1.0 if v.size == 0 else float(np.mean(v))
+    if not isinstance(results, (str, os.PathLike, Detections, dict, list, tuple)):
+        raise TypeError(f"Unsupported type {type(results).__name__} of results.")
+    return load_results(results)

@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from ..accumulate import per_class
-from ._common import columns_from_anns, dataset_of, engine_params, mean_valid, prepare
+from ..metrics import mean_valid
+from ._common import columns_from_anns, dataset_of, engine_params, prepare
 
 try:   # the same ground-truth/results class users already have
     from pycocotools.coco import COCO

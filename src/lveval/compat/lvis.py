@@ -32,7 +32,8 @@ from ..io.gt import GroundTruth, load_gt
 from ..io.jsonfile import loads_any, read_bytes
 from ..io.results import Detections
 from ..select import cap_per_image
-from ._common import dataset_of, engine_params, load_detections, mean_valid, prepare
+from ..metrics import mean_valid
+from ._common import dataset_of, engine_params, load_detections, prepare
 
 log = logging.getLogger("lveval.compat")
 

@@ -29,8 +29,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..params import Params
 from ..topk import TopKPerClass, _to_numpy
-from .metric import PROTOCOL_SUFFIX, _LabelMap, encode_masks, flat_figures
+from .metric import PROTOCOL_SUFFIX, _LabelMap, collector_caps, encode_masks, flat_figures
 
 log = logging.getLogger("lveval.detectron2")
 
@@ -93,9 +94,7 @@ class LVEvalEvaluator:
         self.category_ids = self.gt.cat_ids.tolist() if category_ids is None else category_ids
         self._labels = _LabelMap(self.category_ids)
         self.max_dets_per_class = int(max_dets_per_class)
-        if max_dets_per_image is None:
-            max_dets_per_image = 300 if self.gt.kind == "lvis" else 100
-        self.max_dets_per_image = int(max_dets_per_image)
+        self.max_dets_per_image = int(Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image).max_dets_per_image)
         self.protocols = tuple(protocols)
         self.gather = gather or default_gather
         self.output_dir = output_dir
@@ -115,10 +114,7 @@ class LVEvalEvaluator:
 
     def reset(self) -> None:
         """Start a new evaluation (called by detectron2 before inference)."""
-        per_image = self.max_dets_per_image if "old" in self.protocols else None
-        scope = "image_category" if self.gt.kind == "coco" else "image"
-        self._collector = TopKPerClass(self.max_dets_per_class, per_image, box_format="xyxy",
-                                       per_image_scope=scope)
+        self._collector = TopKPerClass(**collector_caps(self), box_format="xyxy")
         self._with_masks = "segm" in self.iou_types
 
     def process(self, inputs, outputs) -> None:

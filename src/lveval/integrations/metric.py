@@ -17,9 +17,18 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..params import Params
 from ..topk import TopKPerClass, _to_numpy
 
 PROTOCOL_SUFFIX = {"old": "Old", "fixed": "Fixed", "pooled": "Pool"}
+
+
+def collector_caps(ev) -> dict:
+    """The top-K collector's caps for an evaluator ``ev`` (gt, protocols, max_dets_per_class,
+    max_dets_per_image): AP-Fixed's K per class, and AP-Old's N per image when AP-Old is asked for,
+    per image (LVIS rules) or per image and category (COCO rules, as pycocotools caps)."""
+    return dict(k=ev.max_dets_per_class, per_image=ev.max_dets_per_image if "old" in ev.protocols else None,
+                per_image_scope="image_category" if ev.gt.kind == "coco" else "image")
 
 
 def flat_figures(result, protocols=("old", "fixed", "pooled")) -> dict:
@@ -126,9 +135,7 @@ class FixedAPMetric:
         self.iou_type = iou_type
         self.protocols = tuple(protocols)
         self.max_dets_per_class = int(max_dets_per_class)
-        if max_dets_per_image is None:
-            max_dets_per_image = 300 if self.gt.kind == "lvis" else 100
-        self.max_dets_per_image = int(max_dets_per_image)
+        self.max_dets_per_image = int(Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image).max_dets_per_image)
         self.box_format = box_format
         self.label_to_category = label_to_category
         self.eval_kwargs = dict(on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
@@ -136,10 +143,8 @@ class FixedAPMetric:
         self.reset()
 
     def _new_collector(self) -> TopKPerClassCollector:
-        per_image = self.max_dets_per_image if "old" in self.protocols else None
-        scope = "image_category" if self.gt.kind == "coco" else "image"
-        return TopKPerClassCollector(self.max_dets_per_class, per_image, box_format=self.box_format,
-                                     label_to_category=self.label_to_category, per_image_scope=scope)
+        return TopKPerClassCollector(**collector_caps(self), box_format=self.box_format,
+                                     label_to_category=self.label_to_category)
 
     def reset(self) -> None:
         """Forget all detections."""
