@@ -94,7 +94,8 @@ class LVEvalEvaluator:
         self.category_ids = self.gt.cat_ids.tolist() if category_ids is None else category_ids
         self._labels = _LabelMap(self.category_ids)
         self.max_dets_per_class = int(max_dets_per_class)
-        self.max_dets_per_image = int(Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image).max_dets_per_image)
+        params = Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image)   # its default cap
+        self.max_dets_per_image = int(params.max_dets_per_image)
         self.protocols = tuple(protocols)
         self.gather = gather or default_gather
         self.output_dir = output_dir

@@ -135,7 +135,8 @@ class FixedAPMetric:
         self.iou_type = iou_type
         self.protocols = tuple(protocols)
         self.max_dets_per_class = int(max_dets_per_class)
-        self.max_dets_per_image = int(Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image).max_dets_per_image)
+        params = Params(dataset=self.gt.kind, max_dets_per_image=max_dets_per_image)   # its default cap
+        self.max_dets_per_image = int(params.max_dets_per_image)
         self.box_format = box_format
         self.label_to_category = label_to_category
         self.eval_kwargs = dict(on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
