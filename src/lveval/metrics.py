@@ -187,16 +187,19 @@ def fixed_budget_warning(num_dets: np.ndarray, params: Params) -> str | None:
     return None
 
 
+def class_ap(precision: np.ndarray) -> np.ndarray:
+    """AP of each class from (T, R, K, A) precision (area 'all', mean over IoU and recall
+    thresholds); -1 where undefined."""
+    pr = precision[:, :, :, 0]
+    valid = (pr > -1).all(axis=(0, 1))
+    return np.where(valid, pr.mean(axis=(0, 1)), -1.0)
+
+
 def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, result: EvalResult) -> list:
     """The ``per_class`` rows: counts per category and each protocol's class AP (-1 if undefined)."""
     K = gt.num_categories
     rows = []
-    aps = {}
-    for p in ("old", "fixed"):
-        if p in result.precision:
-            pr = result.precision[p][:, :, :, 0]
-            valid = (pr > -1).all(axis=(0, 1))
-            aps[p] = np.where(valid, pr.mean(axis=(0, 1)), -1.0)
+    aps = {p: class_ap(result.precision[p]) for p in ("old", "fixed") if p in result.precision}
     for k in range(K):
         r = {"category_id": int(gt.cat_ids[k]), "name": gt.cat_names[k], "frequency": str(gt.cat_freq[k]),
              "num_gt": int(num_gt[k]), "num_dets": int(num_dets[k])}

@@ -126,6 +126,16 @@ def test_cli_sweep_json(run_cli, tmp_path):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_sweep_plots_with_budgets_below_the_default(run_cli, tmp_path):
+    """The plots use the default budget's AP-Fixed even when no swept setting contains it."""
+    _, _, g, r = _files(tmp_path)
+    rc, _, err = run_cli("sweep", g, r, "--dets-per-image", "3", "--dets-per-class", "5",
+                         "--plots", tmp_path / "plots")
+    assert rc == 0, err
+    for name in ("cap_sweep.png", "budget_sweep.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_errors(run_cli, tmp_path):
     _, _, g, r = _files(tmp_path)
     rc, _, err = run_cli("sweep", g)

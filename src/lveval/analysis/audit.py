@@ -210,7 +210,7 @@ def markdown(fig: dict, images: dict) -> str:
           "## Is AP-Old sensitive to the per-image cap?", "", f["cap"]["text"], ""]
     rk = [k for k in ("AP", "APr", "APc", "APf") if k in P["old"]]
     L.append(_md_table(["dets/image"] + [f"AP-Old {k}" for k in rk] + ["AP-Pool"],
-                       [[limit_label(-1 if r["cap"] is None else r["cap"])] + [_pts(r["old"][k]) for k in rk]
+                       [[limit_label(r["cap"])] + [_pts(r["old"][k]) for k in rk]
                         + [_pts(r["pooled"]["AP"])] for r in fig["dets_per_image"]]))
     L += ["", f"![cap sweep]({images['cap_sweep']})", "",
           "## Can AP-Old be gamed by re-ranking?", "", f["rerank"]["text"], ""]
@@ -222,7 +222,7 @@ def markdown(fig: dict, images: dict) -> str:
     L += ["", f"![re-ranking]({images['rerank']})", "",
           "## Classes and the per-class budget", "", f["budget"]["text"], ""]
     L.append(_md_table(["dets/class"] + [f"AP-Fixed {k}" for k in rk],
-                       [[limit_label(-1 if r["k"] is None else r["k"])] + [_pts(r["fixed"][k]) for k in rk]
+                       [[limit_label(r["k"])] + [_pts(r["fixed"][k]) for k in rk]
                         for r in fig["dets_per_class"]]))
     L += ["", f"![budget sweep]({images['budget_sweep']})", ""]
     if "scores" in fig:
@@ -234,7 +234,7 @@ def markdown(fig: dict, images: dict) -> str:
         L += ["## Class subsets (paper Table 3)", "",
               "Results and ground truth restricted to each subset; AP over the subset's classes.", ""]
         L.append(_md_table(["subset", "classes", "with GT", "instances/class"]
-                           + [f"AP@{limit_label(-1 if c is None else c)}" for c in caps] + ["Δ"],
+                           + [f"AP@{limit_label(c)}" for c in caps] + ["Δ"],
                            [[r["subset"], r["num_classes"], r["num_classes_with_gt"],
                              f"{r['instances_per_class']:.1f}"] + [_pts(v) for v in r["AP"].values()]
                             + [_dpts(r["delta"])] for r in fig["subsets"]["subsets"]]))

@@ -124,12 +124,12 @@ def cmd_sweep(a, eval_kwargs) -> int:
     print("AP-Old vs detections per image (paper Tables 2 and 6)")
     print(_header(keys, w, ("AP-Pool",)))
     for r in res["dets_per_image"]:
-        print(_row(limit_label(-1 if r["cap"] is None else r["cap"]), r["old"], keys, w)
+        print(_row(limit_label(r["cap"]), r["old"], keys, w)
               + f"   {fmt(r['pooled']['AP'])}")
     print("\nAP-Fixed vs detections per class, no per-image cap (paper Table 4)")
     print(_header(keys, w, ("AP-Pool",)))
     for r in res["dets_per_class"]:
-        print(_row(limit_label(-1 if r["k"] is None else r["k"]), r["fixed"], keys, w)
+        print(_row(limit_label(r["k"]), r["fixed"], keys, w)
               + f"   {fmt(r['pooled']['AP'])}")
     t = res["timing"]
     print(f"\n{t['settings']} settings from one load ({t['load_s']:.2f} s) and one matching pass "
@@ -144,7 +144,9 @@ def cmd_sweep(a, eval_kwargs) -> int:
     if a.plots:
         from . import plots
         os.makedirs(a.plots, exist_ok=True)
-        fixed = s.fixed(s.budget())
+        budget = s.budget()
+        s.ensure_matched(budget)   # the default budget may lie outside the swept settings
+        fixed = s.fixed(budget)
         plots.plot_cap_sweep(res, fixed, os.path.join(a.plots, "cap_sweep.png"))
         import numpy as np
         counts = np.bincount(s.dets.cat_idx, minlength=s.gt.num_categories)
@@ -162,7 +164,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
         raise InputError("give two caps, e.g. --caps 300,5000", field="caps")
     s = _session(a, eval_kwargs)
     res = subsets(s, caps)
-    labels = [limit_label(-1 if c is None else c) for c in res["caps"]]
+    labels = [limit_label(c) for c in res["caps"]]
     print("Per-image cap on class subsets (paper Table 3): results and ground truth restricted to each subset\n")
     print(f"{'subset':<8}{'classes':>9}{'with GT':>9}{'inst/class':>12}" + "".join(f"{'AP@' + l:>10}" for l in labels)
           + f"{'change':>9}")
@@ -209,13 +211,9 @@ def cmd_nms(a, eval_kwargs) -> int:
     base = rows[0]
     for r in rows:
         t = "none" if r["threshold"] is None else f"{r['threshold']:.2f}"
-        line = f"{t:<8}{r['num_detections']:>12,}  " + "".join(f" {fmt(r['old'].get(k))}" for k in keys) + " " \
-            + "".join(f" {fmt(r['fixed'].get(k))}" for k in keys)
-        print(line)
+        print(_row(f"{t:<8}{r['num_detections']:>12,}", r["old"], keys, w) + " " + _row("", r["fixed"], keys, 0))
         if r is not base:
-            cells = lambda p: "".join(f" {100 * (r[p][k] - base[p][k]):+6.2f}" if r[p][k] >= 0 and base[p][k] >= 0
-                                      else "    -  " for k in keys)
-            print(f"{'  change':<{w}}{cells('old')} {cells('fixed')}")
+            print(_delta(base["old"], r["old"], keys, w) + " " + _delta(base["fixed"], r["fixed"], keys, 0, label=""))
     print(f"\nNMS for all thresholds: {res['timing']['nms_s']:.2f} s; total {res['timing']['total_s']:.2f} s")
     if a.plots:
         from . import plots

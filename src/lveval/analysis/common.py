@@ -9,7 +9,6 @@ matching of a prefix is the prefix of the greedy matching, so one
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -20,9 +19,9 @@ from ..errors import InputError, Notices
 from ..io.gt import FREQUENCIES, GroundTruth, load_gt
 from ..io.results import Detections, bind, load_results
 from ..match import Matching
-from ..metrics import Evaluator, file_digest, summarize, summarize_pooled
+from ..metrics import Evaluator, class_ap, input_digest, summarize, summarize_pooled
 from ..params import Params
-from ..select import cap_per_image, top_k_per_class
+from ..select import cap_per_image, class_subset_mask, top_k_per_class
 
 NO_CAP = -1   # a cap or budget < 0 means "no limit", as in lveval.select
 
@@ -50,8 +49,8 @@ def parse_limits(text: str, what: str) -> list:
     return out
 
 
-def limit_label(n: int) -> str:
-    """Human label of a cap or budget: 300 -> '300', -1 -> '∞'."""
+def limit_label(n: int | None) -> str:
+    """Human label of a cap or budget: 300 -> '300', -1 or None -> '∞'."""
     return "∞" if n is None or n < 0 else f"{n:,}"
 
 
@@ -99,13 +98,13 @@ class Session:
         g = load_gt(gt, dataset=dataset)
         params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
                         max_dets_per_class=max_dets_per_class)
-        dets = bind(load_results(results), g, iou_type=iou_type, on_unknown_image=on_unknown_image,
+        raw = load_results(results)
+        dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
                     on_unknown_category=on_unknown_category)
         notices = Notices()
         notices.merge(g.notices)
         notices.merge(dets.notices)
-        inputs = {"gt": file_digest(gt) if isinstance(gt, (str, os.PathLike)) else None,
-                  "results": file_digest(results) if isinstance(results, (str, os.PathLike)) else None}
+        inputs = {"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)}
         s = cls(gt=g, dets=dets, params=params, ev=Evaluator(g, dets, params), notices=notices, inputs=inputs)
         s.timings["load"] = time.perf_counter() - t0
         return s
@@ -150,9 +149,7 @@ class Session:
 
     def classes(self, cats: np.ndarray) -> np.ndarray:
         """Rows whose class index is in ``cats``."""
-        keep = np.zeros(self.gt.num_categories, bool)
-        keep[np.asarray(cats, np.int64)] = True
-        return keep[self.dets.cat_idx]
+        return class_subset_mask(self.dets.cat_idx, np.asarray(cats, np.int64))
 
     # ---- one matching pass --------------------------------------------------------------------
     def match(self, union: np.ndarray) -> Matching:
@@ -163,6 +160,11 @@ class Session:
         self._cache.clear()
         self.timings["match"] = self.timings.get("match", 0.0) + time.perf_counter() - t0
         return self.matching
+
+    def ensure_matched(self, union: np.ndarray) -> None:
+        """Match ``union`` unless the current matching already covers it."""
+        if self.union is None or (np.asarray(union, bool) & ~self.union).any():
+            self.match(union)
 
     def _check(self, sel: np.ndarray) -> np.ndarray:
         if self.matching is None:
@@ -210,10 +212,7 @@ class Session:
 
     def per_class_ap(self, sel: np.ndarray) -> np.ndarray:
         """AP of each class (area 'all', averaged over IoU and recall thresholds); -1 without GT."""
-        p, _ = self.precision(sel)
-        pa = p[:, :, :, 0]
-        valid = (pa > -1).all(axis=(0, 1))
-        return np.where(valid, pa.mean(axis=(0, 1)), -1.0)
+        return class_ap(self.precision(sel)[0])
 
     def subset_summary(self, sel: np.ndarray, cats: np.ndarray) -> dict:
         """lveval's summary figures averaged over the classes ``cats`` only."""

@@ -43,8 +43,7 @@ def rerank(s: Session, per_class: int, max_dets_per_image: int | None = None) ->
     union = np.zeros(len(s.dets), bool)
     for a, b in sel.values():
         union |= a | b
-    if s.union is None or (union & ~s.union).any():
-        s.match(union)
+    s.ensure_matched(union)
     out = {key: {"old": s.old(a), "fixed": s.fixed(b)} for key, (a, b) in sel.items()}
     out["settings"] = {"per_class": int(per_class), "max_dets_per_image": limit_json(n),
                        "max_dets_per_class": limit_json(k_fixed),
@@ -73,8 +72,7 @@ def rerank_grid(s: Session, ks, max_dets_per_image: int | None = None) -> list:
     union = s.cap(n) | s.budget(k_fixed)
     for _, a, b in sels:
         union |= a | b
-    if s.union is None or (union & ~s.union).any():
-        s.match(union)
+    s.ensure_matched(union)
     rows = [{"per_class": int(k), "num_detections": int(a.sum()), "old": s.old(a), "fixed": s.fixed(b)}
             for k, a, b in sels]
     return rows

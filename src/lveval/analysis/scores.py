@@ -49,8 +49,8 @@ def score_stats(s: Session, bins: int = 40) -> dict:
     out = {"selections": {}, "normalised_to": "f",
            "settings": {"max_dets_per_image": limit_json(s.params.max_dets_per_image),
                         "max_dets_per_class": limit_json(s.params.max_dets_per_class)}}
-    for over in OVER:
-        sel = _selection(s, over)
+    sels = {over: _selection(s, over) for over in OVER}
+    for over, sel in sels.items():
         groups = {}
         for f in FREQUENCIES:
             v = score[sel & (row_freq == f)]
@@ -63,13 +63,13 @@ def score_stats(s: Session, bins: int = 40) -> dict:
             m = groups[f]["mean"]
             groups[f]["normalised_mean"] = (m / ref) if (m is not None and ref) else None
         out["selections"][over] = groups
-    cap = _selection(s, "old")
+    cap = sels["old"]
     n_cap = max(int(cap.sum()), 1)
     out["shares"] = {f: {"classes": float((freq == f).mean()),
                          "gt_instances": float(ngt[freq == f].sum() / max(ngt.sum(), 1)),
                          "detections_in_cap": float((cap & (row_freq == f)).sum() / n_cap)}
                      for f in FREQUENCIES}
-    sel = _selection(s, "fixed")
+    sel = sels["fixed"]
     hi = float(score[sel].max()) if sel.any() else 1.0
     edges = np.linspace(0.0, max(hi, 1e-9), bins + 1)
     out["histogram"] = {"edges": edges.tolist(),
@@ -81,10 +81,8 @@ def table(stats: dict) -> str:
     """Normalised mean score per group and selection, and AP-Old's slot shares."""
     lines = [f"{'detections':<34}{'r':>8}{'c':>8}{'f':>8}   (mean score / mean score of frequent classes)"]
     st = stats["settings"]
-    desc = {"fixed": f"top {limit_label(-1 if st['max_dets_per_class'] is None else st['max_dets_per_class'])}"
-                     " per class (AP-Fixed)",
-            "old": f"top {limit_label(-1 if st['max_dets_per_image'] is None else st['max_dets_per_image'])}"
-                   " per image (AP-Old)",
+    desc = {"fixed": f"top {limit_label(st['max_dets_per_class'])} per class (AP-Fixed)",
+            "old": f"top {limit_label(st['max_dets_per_image'])} per image (AP-Old)",
             "all": "all detections"}
     for over in OVER:
         g = stats["selections"][over]

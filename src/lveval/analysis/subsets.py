@@ -41,8 +41,7 @@ def subsets(s: Session, caps=DEFAULT_CAPS) -> dict:
         for x in sels:
             union |= x
         plan.append((label, cats, sels))
-    if s.union is None or (union & ~s.union).any():
-        s.match(union)
+    s.ensure_matched(union)
     out = []
     for label, cats, sels in plan:
         aps = {("inf" if n < 0 else str(n)): s.subset_summary(sel, cats)["AP"] for n, sel in zip(caps, sels)}

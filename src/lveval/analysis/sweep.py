@@ -31,8 +31,7 @@ def sweep(s: Session, caps=DEFAULT_CAPS, budgets=DEFAULT_BUDGETS, pooled: bool =
         union |= s.cap(largest(caps))
     if budgets:
         union |= s.budget(largest(budgets))
-    if s.union is None or (union & ~s.union).any():
-        s.match(union)
+    s.ensure_matched(union)
     t_match = time.perf_counter()
     out = {"dets_per_image": [], "dets_per_class": []}
     for n in caps:

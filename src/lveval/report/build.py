@@ -17,7 +17,8 @@ from ..atomic import atomic_write
 from . import figures
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
-SECTIONS = ("protocols", "frequency", "pr-curves", "classes", "per-class", "scores", "calibration", "notices")
+SECTIONS = {"protocols": "Protocols", "frequency": "r/c/f", "pr-curves": "PR curves", "classes": "Classes",
+            "per-class": "Per-class table", "scores": "Scores", "calibration": "Calibration", "notices": "Notices"}
 DESCRIPTIONS = {
     "old": "LVIS AP as published so far: the top {n} detections of each image, then class-averaged AP "
            "(lvis-api 0.5.3 semantics). Re-ranking scores across classes can change it.",
@@ -236,10 +237,7 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     items += [f"warning: {html.escape(w)}" for w in n.warnings]
     parts.append(_section("notices", "Notices", '<ul class="notices">' + "".join(f"<li>{i}</li>" for i in items)
                           + "</ul>" if items else '<p class="note">None: every record was evaluated as given.</p>'))
-    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in (
-        ("protocols", "Protocols"), ("frequency", "r/c/f"), ("pr-curves", "PR curves"), ("classes", "Classes"),
-        ("per-class", "Per-class table"), ("scores", "Scores"), ("calibration", "Calibration"),
-        ("notices", "Notices")))
+    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in SECTIONS.items())
     meta = (f"ground truth <code>{html.escape(str(gt_path))}</code> ({result.gt.num_images:,} images, "
             f"{result.gt.num_categories:,} classes, {result.gt.kind.upper()} rules) &middot; results "
             f"<code>{html.escape(str(results_path))}</code> &middot; {p.iou_type} &middot; lveval {__version__}")
