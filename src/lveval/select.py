@@ -95,6 +95,13 @@ def federated_mask(gt, img_idx: np.ndarray, cat_idx: np.ndarray) -> np.ndarray:
     return np.isin(keys, np.union1d(gt.ann_key, gt.neg_keys))
 
 
+def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A score order of all rows (``score_order``) restricted to the rows of bool mask ``rows``, as
+    positions within that subset: the subset's own score order, without sorting again."""
+    pos = np.cumsum(rows) - 1                  # row -> position inside the subset
+    return pos[order[rows[order]]]
+
+
 def class_subset_mask(cat_idx: np.ndarray, keep_cats: np.ndarray) -> np.ndarray:
     """Rows whose category index is in ``keep_cats``."""
     return np.isin(cat_idx, keep_cats)

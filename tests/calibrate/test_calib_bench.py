@@ -127,6 +127,14 @@ def test_bench_kfold(small):
     assert "2-fold cross-fitting" in format_table(res)
 
 
+def test_bench_with_unknown_categories_skipped(small):
+    """--on-unknown-category skip is a loading option; it used to reach the calibrator's own
+    ``on_unknown_category`` (error/keep/zero) and stop the bench."""
+    kw = dict(train_gt=small["gt"], train_results=small["train"], methods=["platt"], with_oracle=False)
+    res = bench(small["gt"], small["test"], on_unknown_category="skip", **kw)
+    assert res["platt"] == bench(small["gt"], small["test"], **kw)["platt"]
+
+
 def test_bench_needs_exactly_one_calibration_source(small):
     with pytest.raises(InputError):
         bench(small["gt"], small["test"])

@@ -21,7 +21,7 @@ from ..io.results import Detections, bind, load_results
 from ..match import Matching
 from ..metrics import Evaluator, class_ap, input_digest, summarize, summarize_pooled
 from ..params import Params
-from ..select import cap_per_image, class_subset_mask, top_k_per_class
+from ..select import cap_per_image, class_subset_mask, subset_order, top_k_per_class
 
 NO_CAP = -1   # a cap or budget < 0 means "no limit", as in lveval.select
 
@@ -141,10 +141,8 @@ class Session:
         if rows is None:
             return select(d.img_idx, d.cat_idx, d.score, order)
         idx = np.flatnonzero(rows)
-        pos = np.cumsum(rows) - 1                  # row -> position inside the subset
-        sub_order = pos[order[rows[order]]]        # the shared order, restricted to the subset
         out = np.zeros(len(d), bool)
-        out[idx[select(d.img_idx[idx], d.cat_idx[idx], d.score[idx], sub_order)]] = True
+        out[idx[select(d.img_idx[idx], d.cat_idx[idx], d.score[idx], subset_order(order, rows))]] = True
         return out
 
     def classes(self, cats: np.ndarray) -> np.ndarray:

@@ -45,8 +45,10 @@ def _data_kwargs(a) -> dict:
 
 
 def cmd_fit(a) -> int:
+    from ..cli import check_writable
     from .grouped import GroupedCalibrator
 
+    check_writable(a.out)
     cal = GroupedCalibrator(a.method, grouping=a.grouping, missing=a.missing, no_tp=a.no_tp,
                             min_positives=a.min_positives, monotone=a.monotone, iou=a.iou, iou_type=a.iou_type,
                             max_dets_per_class=a.max_dets_per_class, keep_rank=a.keep_rank)
@@ -62,9 +64,11 @@ def cmd_fit(a) -> int:
 
 
 def cmd_apply(a) -> int:
+    from ..cli import check_writable
     from ..io.results import write_results
     from .grouped import GroupedCalibrator
 
+    check_writable(a.out)
     cal = GroupedCalibrator.load(a.model)
     dets = cal.apply(a.results, on_unknown_category=a.on_unknown_category)
     write_results(dets, a.out)
@@ -73,9 +77,10 @@ def cmd_apply(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from ..cli import write_json
+    from ..cli import check_writable, write_json
     from .bench import bench, format_table
 
+    check_writable(a.json)
     methods = split_method_list(a.methods)
     progress = None if a.quiet else (lambda msg: print(f"[calibrate bench] {msg}", file=sys.stderr))
     res = bench(a.gt, a.results, train_gt=a.train_gt, train_results=a.train_results, kfold=a.kfold, seed=a.seed,

@@ -30,7 +30,7 @@ from ..io.gt import GroundTruth, load_gt
 from ..io.results import Detections, bind, load_results
 from ..metrics import Evaluator
 from ..params import Params
-from ..select import top_k_per_class
+from ..select import subset_order, top_k_per_class
 from .options import DEFAULT_IOU
 
 __all__ = ["DEFAULT_IOU", "Samples", "Labeller", "calibration_samples", "load_and_bind", "frequency_labels"]
@@ -88,14 +88,16 @@ class Labeller:
         self.params = Params(iou_type=iou_type, dataset=gt.kind, max_dets_per_class=self.max_dets_per_class,
                              iou_thrs=np.array([iou]))
         self.evaluator = Evaluator(gt, dets, self.params)
+        self.cache: dict = {}   # samples already labelled (all rows; fold sets), keyed by the caller
 
     def _selection(self, subset: np.ndarray | None) -> np.ndarray:
-        d = self.dets
+        d, order = self.dets, self.evaluator.order
         if subset is None:
-            return top_k_per_class(d.cat_idx, d.score, self.max_dets_per_class)
+            return top_k_per_class(d.cat_idx, d.score, self.max_dets_per_class, order)
         sel = np.zeros(len(d), bool)
         idx = np.flatnonzero(subset)
-        sel[idx] = top_k_per_class(d.cat_idx[idx], d.score[idx], self.max_dets_per_class)
+        sel[idx] = top_k_per_class(d.cat_idx[idx], d.score[idx], self.max_dets_per_class,
+                                   subset_order(order, subset))
         return sel
 
     def samples_for(self, subsets: Sequence[np.ndarray | None]) -> list[Samples]:
@@ -119,8 +121,12 @@ class Labeller:
         return out
 
     def samples(self, subset: np.ndarray | None = None) -> Samples:
-        """Samples of all rows, or of the rows in ``subset``."""
-        return self.samples_for([subset])[0]
+        """Samples of all rows (labelled once per Labeller), or of the rows in ``subset``."""
+        if subset is not None:
+            return self.samples_for([subset])[0]
+        if "all" not in self.cache:
+            self.cache["all"] = self.samples_for([None])[0]
+        return self.cache["all"]
 
 
 def calibration_samples(gt: Any, results: Any, *, iou: float = DEFAULT_IOU, iou_type: str = "bbox",

@@ -63,11 +63,10 @@ def image_folds(img_ids: Iterable[int], k: int, seed: int = 0) -> list[np.ndarra
     return [np.sort(f) for f in np.array_split(perm, k)]
 
 
-def fit_apply(factory: Factory, train: CalibrationSet, test: CalibrationSet, *,
-              on_unknown_category: str = "error") -> tuple[np.ndarray, GroupedCalibrator]:
+def fit_apply(factory: Factory, train: CalibrationSet, test: CalibrationSet) -> tuple[np.ndarray, GroupedCalibrator]:
     """Fit on ``train``, return the calibrated scores of every ``test`` detection and the model."""
     cal = factory().fit_samples(train.gt, train.labeller.samples())
-    return cal.predict(test.dets.cat_id, test.dets.score, on_unknown_category=on_unknown_category), cal
+    return cal.predict(test.dets.cat_id, test.dets.score), cal
 
 
 def oracle(factory: Factory, data: CalibrationSet) -> tuple[np.ndarray, GroupedCalibrator]:
@@ -89,7 +88,10 @@ def cross_fit(factory: Factory, data: CalibrationSet, k: int, seed: int = 0) -> 
     for i, f in enumerate(folds):
         fold_of_image[np.searchsorted(g.img_ids, f)] = i
     fold_of_row = fold_of_image[d.img_idx]
-    samples = data.labeller.samples_for([fold_of_row != i for i in range(len(folds))])
+    key = ("folds", int(k), seed)   # the same folds for every method of a bench: label them once
+    if key not in data.labeller.cache:
+        data.labeller.cache[key] = data.labeller.samples_for([fold_of_row != i for i in range(len(folds))])
+    samples = data.labeller.cache[key]
     out = np.asarray(d.score, dtype=np.float64).copy()
     for i, s in enumerate(samples):
         rows = np.flatnonzero(fold_of_row == i)
