@@ -153,19 +153,32 @@ class Evaluator:
         sub = None if selection is None else selection[m.det]
         return per_class(m, sub, self.params, self.gt.num_categories)
 
+    def selections(self, protocols: Iterable[str], old: np.ndarray | None = None):
+        """(AP-Old's, AP-Fixed's) selections for ``protocols``, empty where not needed (AP-Fixed's is
+        also AP-Pool's). ``old`` replaces AP-Old's own cap (a sharded run derives it globally)."""
+        none = np.zeros(len(self.dets), bool)
+        sel_old = (self.old_selection() if old is None else old) if "old" in protocols else none
+        sel_fixed = self.fixed_selection() if ("fixed" in protocols or "pooled" in protocols) else none
+        return sel_old, sel_fixed
+
     def summarize_selection(self, m: Matching, selection: np.ndarray | None, coco_ar: bool = False):
-        prec, rec = self.accumulate(m, selection)
-        by_md = None
-        if coco_ar and self.gt.kind == "coco":
-            by_md = {}
-            sub = None if selection is None else selection[m.det]
-            for md in self.params.coco_max_dets[:-1]:
-                _, r = per_class(m, sub, self.params, self.gt.num_categories, max_rank=md)
-                by_md[md] = r
+        sub = None if selection is None else selection[m.det]
+        prec, rec, by_md = selection_curves(m, sub, self.params, self.gt.num_categories,
+                                            coco_ar and self.gt.kind == "coco")
         return summarize(prec, rec, self.params, self.gt, by_md), prec, rec
 
     def pooled_curves(self, m: Matching, selection: np.ndarray | None) -> dict:
         return pooled_curves(self.gt, self.params, m, None if selection is None else selection[m.det])
+
+
+def selection_curves(m: Matching, subset: np.ndarray | None, params: Params, num_cats: int, coco_ar: bool):
+    """Per-class precision (T, R, K, A), recall (T, K, A) of rows ``subset`` of ``m``, and with
+    ``coco_ar`` pycocotools' recall at each smaller maxDets ({maxDets: recall}; else None)."""
+    prec, rec = per_class(m, subset, params, num_cats)
+    by_md = None
+    if coco_ar:
+        by_md = {md: per_class(m, subset, params, num_cats, max_rank=md)[1] for md in params.coco_max_dets[:-1]}
+    return prec, rec, by_md
 
 
 def pooled_curves(gt: GroundTruth, params: Params, m: Matching, subset: np.ndarray | None) -> dict:
@@ -210,6 +223,15 @@ def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, r
     return rows
 
 
+def check_protocols(protocols: Iterable[str]) -> tuple:
+    """``protocols`` as a tuple; ValueError for a name that is not one of PROTOCOLS."""
+    protocols = tuple(protocols)
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    return protocols
+
+
 def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
              protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
              max_dets_per_class: int = 10_000, dataset: str | None = None,
@@ -224,10 +246,7 @@ def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
     """
     from .progress import Stages
 
-    protocols = tuple(protocols)
-    for p in protocols:
-        if p not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    protocols = check_protocols(protocols)
     bar = Stages(["gt", "results", "select", "match"] + list(protocols), enabled=progress)
     try:
         return _evaluate(gt, results, bar, iou_type=iou_type, protocols=protocols,
@@ -255,9 +274,7 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     notices.merge(dets.notices)
     bar.start("selecting")
     ev = Evaluator(g, dets, params)
-    sel_old = ev.old_selection() if "old" in protocols else np.zeros(len(dets), bool)
-    need_fixed = "fixed" in protocols or "pooled" in protocols
-    sel_fixed = ev.fixed_selection() if need_fixed else np.zeros(len(dets), bool)
+    sel_old, sel_fixed = ev.selections(protocols)
     bar.done()
     bar.start("matching")
     m = ev.matching_for(sel_old | sel_fixed)

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 from ..errors import InputError
 from ..io.gt import load_gt
-from ..metrics import PROTOCOLS, EvalResult, input_digest
+from ..io.results import check_policy
+from ..metrics import PROTOCOLS, EvalResult, check_protocols, input_digest
 from ..params import Params
 from . import reduce, shard, work
 
@@ -184,13 +185,9 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
     """
     from ..progress import Stages
 
-    protocols = tuple(protocols)
-    for p in protocols:
-        if p not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    protocols = check_protocols(protocols)
     for policy in (on_unknown_image, on_unknown_category):
-        if policy not in ("error", "skip"):
-            raise ValueError(f"policy must be 'error' or 'skip', not {policy!r}")
+        check_policy(policy)
     bar = Stages(["ground truth", "sharding", "AP-Old caps", "shards", "reducing"], enabled=progress)
     timings: dict = {}
 

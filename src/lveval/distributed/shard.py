@@ -238,10 +238,8 @@ class Sharded:
     shards: list                 # sources with .read() -> Detections
     gt_cats: list                # GT class indices each shard answers for
     cap_chunks: list             # sources with .read() -> CapColumns
-    display: str                 # the results path shown in messages
     digest: str | None = None    # sha256 of the results file, as lveval.evaluate records it
     notices: Notices = field(default_factory=Notices)   # the loader's notices (counted once)
-    num_rows: int = 0
 
 
 def is_partition(path) -> bool:
@@ -275,9 +273,8 @@ def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) 
                 chunks.append(ParquetRowGroups(os.path.abspath(path), cur, first)); cur, first, n_cur = [], [], 0
         if cur:
             chunks.append(ParquetRowGroups(os.path.abspath(path), cur, first))
-        return Sharded(shards, assign_gt(gt, shard_ids), chunks, path, file_digest(path), num_rows=r0)
+        return Sharded(shards, assign_gt(gt, shard_ids), chunks, file_digest(path))
     raw = load_results(results)
-    display = raw.path
     notices = raw.notices
     raw = replace(raw, notices=Notices())   # the loader's notices are merged once, by the driver
     if raw.record is None:
@@ -292,8 +289,7 @@ def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) 
     bounds = np.searchsorted(row_shard[order], np.arange(len(shard_ids) + 1))
     shards = [MemoryShard(raw.take(order[bounds[s]:bounds[s + 1]])) for s in range(len(shard_ids))]
     chunks = [sh.cap_columns() for sh in shards]
-    digest = input_digest(results, raw.digest)
-    return Sharded(shards, assign_gt(gt, shard_ids), chunks, display, digest, notices, len(raw))
+    return Sharded(shards, assign_gt(gt, shard_ids), chunks, input_digest(results, raw.digest), notices)
 
 
 def read_manifest(directory: str) -> dict:
@@ -322,10 +318,8 @@ def _open_partition(directory: str, gt) -> Sharded:
         empty = Detections(img_id=np.zeros(0, np.int64), cat_id=np.zeros(0, np.int64),
                            score=np.zeros(0), bbox=np.zeros((0, 4)), path=display,
                            record=np.zeros(0, np.int64))
-        return Sharded([MemoryShard(empty)], assign_gt(gt, [np.zeros(0, np.int64)]), [], display,
-                       m.get("source_digest"))
-    return Sharded(parts, assign_gt(gt, shard_ids), [PartCap(p) for p in parts], display,
-                   m.get("source_digest"), num_rows=int(m.get("num_rows", 0)))
+        return Sharded([MemoryShard(empty)], assign_gt(gt, [np.zeros(0, np.int64)]), [], m.get("source_digest"))
+    return Sharded(parts, assign_gt(gt, shard_ids), [PartCap(p) for p in parts], m.get("source_digest"))
 
 
 # ------------------------------------------------------------------------------ partition

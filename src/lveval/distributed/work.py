@@ -22,11 +22,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..accumulate import per_class
 from ..errors import Notices
 from ..io.gt import load_gt
 from ..io.results import bind
-from ..metrics import Evaluator
+from ..metrics import Evaluator, selection_curves
 from ..select import rank_within
 
 # ---------------------------------------------------------------------------- ground truth
@@ -196,14 +195,10 @@ def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple, optio
     t_read, c_read = time.perf_counter() - t0, time.thread_time() - c0
     ev = Evaluator(g, dets, params)
     n = len(dets)
-    if "old" not in protocols:
-        sel_old = np.zeros(n, bool)
-    elif thr is not None:
-        sel_old = cap_from_thresholds(dets.img_idx, dets.score, dets.record, thr)
-    else:   # COCO's cap is per (image, class), and no cap needs nothing global
-        sel_old = ev.old_selection()
-    need_fixed = "fixed" in protocols or "pooled" in protocols
-    sel_fixed = ev.fixed_selection() if need_fixed else np.zeros(n, bool)
+    # AP-Old under LVIS rules: the global per-image cut; COCO's cap is per (image, class) and needs none
+    cut = cap_from_thresholds(dets.img_idx, dets.score, dets.record, thr) \
+        if thr is not None and "old" in protocols else None
+    sel_old, sel_fixed = ev.selections(protocols, old=cut)
     m = ev.matching_for(sel_old | sel_fixed)
     t_match, c_match = time.perf_counter() - t0 - t_read, time.thread_time() - c0 - c_read
 
@@ -222,12 +217,11 @@ def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple, optio
     for proto, sel in (("old", sel_old), ("fixed", sel_fixed)):
         if proto not in protocols:
             continue
-        sub = sel[m.det]
-        prec, rec = per_class(ml, sub, params, len(cats))
+        prec, rec, by_md = selection_curves(ml, sel[m.det], params, len(cats),
+                                            coco_ar=proto == "old" and g.kind == "coco")
         out.precision[proto], out.recall[proto] = prec[:, :, cells], rec[:, cells]
-        if proto == "old" and g.kind == "coco":   # pycocotools' AR@maxDets (as summarize_selection)
-            out.recall_by_md[proto] = {md: per_class(ml, sub, params, len(cats), max_rank=md)[1][:, cells]
-                                       for md in params.coco_max_dets[:-1]}
+        if by_md is not None:   # pycocotools' AR@maxDets
+            out.recall_by_md[proto] = {md: r[:, cells] for md, r in by_md.items()}
     if "pooled" in protocols:
         T = len(params.iou_thrs)
         all_ignored = m.ignored.dtype.type((1 << T) - 1)

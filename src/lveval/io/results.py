@@ -386,6 +386,12 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
                       line=cols[4] if lines else None), digest
 
 
+def check_policy(policy: str) -> None:
+    """ValueError unless ``policy`` (for unknown image or category ids) is 'error' or 'skip'."""
+    if policy not in ("error", "skip"):
+        raise ValueError(f"policy must be 'error' or 'skip', not {policy!r}")
+
+
 def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str = "error",
          on_unknown_category: str = "error") -> Detections:
     """Validate detections against ``gt`` and attach image/category indices and areas.
@@ -433,8 +439,7 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
     keep = np.ones(len(dets), bool)
     for ok, what, policy, field_ in ((ok_img, "image_id", on_unknown_image, "image_id"),
                                      (ok_cat, "category_id", on_unknown_category, "category_id")):
-        if policy not in ("error", "skip"):
-            raise ValueError(f"policy must be 'error' or 'skip', not {policy!r}")
+        check_policy(policy)
         if not ok.all():
             if policy == "error":
                 i = int(np.flatnonzero(~ok)[0])
