@@ -44,6 +44,14 @@ def report(tmp_path_factory, lvis_path, sim_file, calibration_model):
     return path
 
 
+def test_figures_record_the_inputs_like_evaluate(report, lvis_path, sim_file):
+    import lveval
+
+    figs = json.load(open(os.path.join(os.path.dirname(report), "figures.json")))
+    assert figs["inputs"] == lveval.evaluate(lvis_path, sim_file, protocols=["fixed"]).to_dict()["inputs"]
+    assert figs["inputs"]["results"].startswith("sha256:")
+
+
 def test_page_has_every_section_and_is_self_contained(report, lvis_dataset):
     page = open(report, encoding="utf-8").read()
     for s in SECTIONS:

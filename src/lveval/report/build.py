@@ -306,10 +306,11 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     """
     from ..cli import write_json
     from ..io.results import load_results
-    from ..metrics import evaluate
+    from ..metrics import evaluate, input_digest
 
-    raw = load_results(results)
+    raw = load_results(results)   # loaded once: evaluate() and the score figures share it
     result = evaluate(gt, raw, **eval_kwargs)
+    result.inputs["results"] = input_digest(results, raw.digest)   # as `lveval evaluate` records it
     if classes is not None:
         pick_classes(result, classes)   # fail early on unknown names
     page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
