@@ -79,18 +79,12 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     cats = m.cat[idx]
     lo = np.searchsorted(cats, np.arange(num_cats), "left")
     hi = np.searchsorted(cats, np.arange(num_cats), "right")
-    shifts = np.arange(T, dtype=m.matched.dtype)[None, :, None]
     for k in np.flatnonzero((m.num_gt > 0).any(axis=1)):
         seg = idx[lo[k]:hi[k]]
         areas = np.flatnonzero(m.num_gt[k] > 0)
-        if len(seg) == 0:   # ground truth but no detections: precision and recall 0
-            precision[:, :, k, areas] = 0.0
-            recall[:, k, areas] = 0.0
-            continue
-        mt = ((m.matched[:, seg][areas][:, None, :] >> shifts) & 1).astype(bool)   # (a, T, n)
-        ig = ((m.ignored[:, seg][areas][:, None, :] >> shifts) & 1).astype(bool)
-        n = len(seg)
-        q, rc = pr_curve((mt & ~ig).reshape(-1, n), (~mt & ~ig).reshape(-1, n),
+        mt, ig = m.flags(areas, seg)   # (a, T, n)
+        shape = (len(areas) * T, len(seg))
+        q, rc = pr_curve((mt & ~ig).reshape(shape), (~mt & ~ig).reshape(shape),
                          np.repeat(m.num_gt[k, areas], T), params.rec_thrs)
         precision[:, :, k, areas] = q.reshape(len(areas), T, R).transpose(1, 2, 0)
         recall[:, k, areas] = rc.reshape(len(areas), T).T

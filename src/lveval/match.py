@@ -59,12 +59,13 @@ class Matching:
             self._class_order = refine(self.pool_order, self.cat)
         return self._class_order
 
-    def flags(self, area: int, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean (T, m) matched and ignored flags of rows ``idx`` for one area range."""
-        m = self.matched[area] if idx is None else self.matched[area][idx]
-        g = self.ignored[area] if idx is None else self.ignored[area][idx]
+    def flags(self, area, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean matched and ignored flags of rows ``idx``: (T, m) for one area range, (a, T, m)
+        for an array of ``a`` area ranges."""
+        m, g = (self.matched, self.ignored) if idx is None else (self.matched[:, idx], self.ignored[:, idx])
+        m, g = m[area], g[area]   # rows first: a class's rows are few, all rows many
         shifts = np.arange(self.num_thrs, dtype=m.dtype)[:, None]
-        return ((m[None, :] >> shifts) & 1).astype(bool), ((g[None, :] >> shifts) & 1).astype(bool)
+        return ((m[..., None, :] >> shifts) & 1).astype(bool), ((g[..., None, :] >> shifts) & 1).astype(bool)
 
 
 def _bits_dtype(t: int):
