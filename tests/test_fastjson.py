@@ -13,7 +13,7 @@ import struct
 import numpy as np
 import pytest
 
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.io import fastjson
 from lveval.io.results import _ARRAY, _columns, load_results
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.io.gt import from_dict
 
 

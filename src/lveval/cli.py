@@ -14,7 +14,7 @@ import orjson
 
 from . import __version__
 from .atomic import atomic_write
-from .errors import InputError, ResourceError
+from .exceptions import InputError, ResourceError
 
 log = logging.getLogger("lveval")
 

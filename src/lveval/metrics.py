@@ -14,7 +14,7 @@ import numpy as np
 
 from . import __version__
 from .accumulate import per_class, pooled
-from .errors import Notices
+from .exceptions import Notices
 from .io.gt import FREQUENCIES, GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import msgspec
 import numpy as np
 
-from .errors import InputError
+from .exceptions import InputError
 from .io import fastjson
 from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
 from .io.results import _Int64 as _I64           # ids must fit int64 columns

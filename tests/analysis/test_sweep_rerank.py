@@ -8,7 +8,7 @@ from gen import make_dataset
 from lveval.analysis.common import Session, parse_limits
 from lveval.analysis.rerank import gaming_selection, rerank
 from lveval.analysis.sweep import sweep
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.metrics import Evaluator, evaluate
 from lveval.select import cap_per_image, top_k_per_class
 

@@ -22,7 +22,7 @@ from lveval.calibrate import (
 )
 from lveval.calibrate.cli import split_method_list
 from lveval.cli import main
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.simulate import simulate
 
 

@@ -19,7 +19,7 @@ from lveval.calibrate import (
     subset_results,
 )
 from lveval.calibrate.grouped import EDGE_WIDTH
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.io import load_gt
 from lveval.io.results import load_results, write_results
 

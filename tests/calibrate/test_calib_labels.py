@@ -115,7 +115,7 @@ def test_subset_labels_equal_labels_of_the_subset_as_its_own_data_set(lvis_datas
 
 
 def test_bad_iou_is_an_input_error(sim_gt, test_set):
-    from lveval.errors import InputError
+    from lveval.exceptions import InputError
 
     with pytest.raises(InputError, match="IoU"):
         Labeller(sim_gt, test_set.dets, iou=0.0)

@@ -132,9 +132,9 @@ def test_unknown_ids_skip_and_error(dask_client):
     single, _ = both(gt, res, dask_client, shards=3, on_unknown_image="skip", on_unknown_category="skip",
                      max_dets_per_image=5)
     assert single.notices.skipped == {"unknown image_id": 1, "unknown category_id": 1}
-    with pytest.raises(lveval.errors.InputError) as e1:
+    with pytest.raises(lveval.exceptions.InputError) as e1:
         lveval.evaluate(gt, res)
-    with pytest.raises(lveval.errors.InputError) as e2:
+    with pytest.raises(lveval.exceptions.InputError) as e2:
         sharded_evaluate(gt, res, client=dask_client, shards=3)
     assert str(e2.value) == str(e1.value)
 
@@ -179,9 +179,9 @@ def test_parquet_null_is_the_same_error(dask_client, lvis_path, tmp_path):
     bad = str(tmp_path / "bad.parquet")
     pq.write_table(t.set_column(t.schema.get_field_index("score"), "score", pa.array(score, pa.float64())), bad,
                    row_group_size=500)
-    with pytest.raises(lveval.errors.InputError) as e1:
+    with pytest.raises(lveval.exceptions.InputError) as e1:
         lveval.evaluate(lvis_path, bad)
     assert "record 1234" in str(e1.value)
-    with pytest.raises(lveval.errors.InputError) as e2:
+    with pytest.raises(lveval.exceptions.InputError) as e2:
         sharded_evaluate(lvis_path, bad, client=dask_client, shards=3)
     assert str(e2.value) == str(e1.value)

@@ -10,7 +10,7 @@ import pytest
 
 import lveval
 from lveval.cli import main
-from lveval.errors import InputError
+from lveval.exceptions import InputError
 from lveval.io.results import load_results, write_results
 from lveval.select import cap_per_image, top_k_per_class
 from lveval.simulate import simulate

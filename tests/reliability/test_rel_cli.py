@@ -41,7 +41,7 @@ def test_debug_shows_a_traceback_for_bad_input(gt_file, tmp_path):
     out = tmp_path / "out.json"
     p = run_cli(["evaluate", gt_file, bad, "--json", out, "--debug"])
     assert p.returncode != 0 and "Traceback (most recent call last)" in p.stderr
-    assert "lveval.errors.InputError" in p.stderr and "field 'score'" in p.stderr
+    assert "lveval.exceptions.InputError" in p.stderr and "field 'score'" in p.stderr
     assert not out.exists()
 
 

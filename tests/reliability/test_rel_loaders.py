@@ -9,7 +9,7 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lveval.errors import InputError, ResourceError
+from lveval.exceptions import InputError, ResourceError
 from lveval.io import chunks, jsonfile
 from lveval.io.jsonfile import record_at
 from lveval.io.results import counts_problem, decode_counts, load_results
@@ -159,7 +159,7 @@ def test_a_bad_file_too_large_to_locate_the_error_is_refused(tmp_path, small_pie
 def test_chunked_pieces_must_agree_on_masks(tmp_path, monkeypatch):
     """A large array decoded in pieces reports a record without a mask like the whole-file decoder."""
     import orjson
-    from lveval.errors import InputError
+    from lveval.exceptions import InputError
     from lveval.io import chunks, results
 
     recs = [{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1, 1, 4, 4],

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 import lveval
-from lveval.errors import ResourceError
+from lveval.exceptions import ResourceError
 from lveval.io import jsonfile
 from lveval.io.results import load_results
 from relkit import results_list, run_cli

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..table import fmt
 from .common import Session, limit_label, parse_limits
 

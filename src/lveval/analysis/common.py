@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import InputError, Notices
+from ..exceptions import InputError, Notices
 from ..io.gt import FREQUENCIES, GroundTruth, load_gt
 from ..io.results import Detections, bind, load_results
 from ..match import Matching

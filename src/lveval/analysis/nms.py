@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..match import box_iou_pairs
 from .common import Session, limit_json
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import FREQUENCIES
 from .common import Session, limit_json, limit_label
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from .common import Session, limit_json
 
 SUBSETS = (("R", "r"), ("C", "c"), ("F", "f"), ("R+C", "rc"), ("C+F", "cf"), ("R+F", "rf"), ("R+C+F", "rcf"))

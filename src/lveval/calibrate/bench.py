@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import FREQUENCIES
 from ..metrics import evaluate
 from .ece import ece, ece_by_group, mean_per_class_ece, reliability_diagram

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import GroundTruth
 from ..io.results import Detections, load_results
 from .labels import Samples, calibration_samples, frequency_labels

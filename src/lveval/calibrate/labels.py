@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
 from ..io.results import Detections, bind, load_results
 from ..metrics import Evaluator

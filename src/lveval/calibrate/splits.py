@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import GroundTruth
 from ..io.results import Detections, load_results
 from .grouped import GroupedCalibrator

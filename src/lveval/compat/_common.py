@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
 from ..io.results import Detections, bind, load_results
 from ..metrics import Evaluator

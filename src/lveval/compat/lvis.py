@@ -27,7 +27,7 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
 from ..io.jsonfile import loads_any, read_bytes
 from ..io.results import Detections

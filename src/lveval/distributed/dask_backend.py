@@ -18,7 +18,7 @@ import uuid
 import warnings
 from typing import Any, Iterable
 
-from ..errors import InputError
+from ..exceptions import InputError
 from ..io.gt import load_gt
 from ..io.results import check_policy
 from ..metrics import PROTOCOLS, EvalResult, check_protocols, input_digest

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ..errors import Notices
+from ..exceptions import Notices
 from ..match import Matching
 from ..metrics import (EvalResult, fixed_budget_warning, per_class_table, pooled_curves, summarize,
                        summarize_pooled)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import InputError, Notices
+from ..exceptions import InputError, Notices
 from ..io.results import Detections, from_table, load_results, write_results
 
 MANIFEST = "manifest.json"

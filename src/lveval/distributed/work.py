@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import Notices
+from ..exceptions import Notices
 from ..io.gt import load_gt
 from ..io.results import bind
 from ..metrics import Evaluator, selection_curves

@@ -96,7 +96,7 @@ def concat_columns(parts: list):
     """One Detections from pieces decoded in file order."""
     from dataclasses import replace
 
-    from ..errors import InputError
+    from ..exceptions import InputError
 
     first = parts[0]
     if len(parts) == 1:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, Notices
+from ..exceptions import InputError, Notices
 from .jsonfile import loads_any, read_bytes, strip_bom
 
 FREQUENCIES = ("r", "c", "f")

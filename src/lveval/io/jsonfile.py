@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from ..errors import InputError, ResourceError
+from ..exceptions import InputError, ResourceError
 from .chunks import CHUNK_BYTES
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 import msgspec
 import numpy as np
 
-from ..errors import InputError, Notices
+from ..exceptions import InputError, Notices
 from .chunks import concat_columns, decode_chunked
 from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes, strip_bom
 

@@ -12,7 +12,7 @@ def _cmd_report(a) -> int:
         path = build_report(a.gt, a.results, a.out, classes=classes, calibration=a.calibration,
                             protocols=protocols, **a._eval_kwargs(a))
     except ValueError as exc:
-        from ..errors import InputError
+        from ..exceptions import InputError
 
         raise InputError(str(exc)) from None
     if not a.quiet:
