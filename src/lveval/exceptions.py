@@ -39,6 +39,14 @@ class InputError(LvevalError):
         super().__init__(" ".join(text.split()))
 
 
+class OptionError(LvevalError, ValueError):
+    """A bad evaluation option: one line naming the option and what it accepts."""
+
+    def __init__(self, option: str, message: str):
+        self.option, self.reason = option, message
+        super().__init__(f"option '{option}': {message}")
+
+
 class ResourceError(LvevalError):
     """The input cannot be processed within the memory available."""
 

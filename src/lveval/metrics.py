@@ -18,11 +18,9 @@ from .exceptions import Notices
 from .io.gt import FREQUENCIES, GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
-from .params import AREA_LABELS, Params
+from .params import PROTOCOLS, Dataset, IouType, Params, Policy, Protocol
 from .select import cap_per_image, federated_mask, score_order, top_k_per_class
 
-PROTOCOLS = ("old", "fixed", "pooled")
-POOLS = ("all",) + FREQUENCIES
 
 
 def mean_valid(s: np.ndarray) -> float:
@@ -38,7 +36,7 @@ def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: Gro
     out["AP"] = mean_valid(precision[:, :, :, 0])
     for name, t in (("AP50", 0.5), ("AP75", 0.75)):
         out[name] = mean_valid(precision[np.where(t == thr)[0]][:, :, :, 0])
-    for a, lbl in enumerate(AREA_LABELS[1:], 1):
+    for a, lbl in enumerate(params.area_names[1:], 1):
         out["AP" + lbl[0]] = mean_valid(precision[:, :, :, a])
     if gt.kind == "lvis":
         for f, cats in gt.freq_groups().items():
@@ -47,7 +45,7 @@ def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: Gro
         for md, rec in recall_by_max_dets.items():
             out[f"AR{md}"] = mean_valid(rec[:, :, 0])
     out["AR"] = mean_valid(recall[:, :, 0])
-    for a, lbl in enumerate(AREA_LABELS[1:], 1):
+    for a, lbl in enumerate(params.area_names[1:], 1):
         out["AR" + lbl[0]] = mean_valid(recall[:, :, a])
     return out
 
@@ -126,14 +124,47 @@ def input_digest(source, loaded: str | None) -> str | None:
 class Evaluator:
     """Shared state of one evaluation: bound detections, selections and one matching pass.
 
+    :meth:`load` is the one loading path (ground truth, results, binding,
+    notices, input digests) for every command and API on top of the engine.
     The analyses (cap sweeps, re-ranking, subsets) reuse ``matching_for`` so a
     sweep costs one match plus cheap accumulations.
     """
 
-    def __init__(self, gt: GroundTruth, dets: Detections, params: Params):
-        self.gt, self.dets, self.params = gt, dets, params
+    def __init__(self, gt: GroundTruth, dets: Detections, params: Params, *,
+                 notices: Notices | None = None, inputs: dict | None = None, raw: Detections | None = None):
+        self.gt, self.dets, self.params = gt, dets, params.resolve(gt.kind)
+        self.notices = notices if notices is not None else Notices()
+        self.inputs = inputs if inputs is not None else {}
+        self.raw = raw           # the results as loaded, before binding
         self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
         self.order = score_order(dets.score)   # shared by every selection and the matching
+
+    @classmethod
+    def load(cls, gt: Any, results: Any, params: Params | None = None, *, bar=None) -> "Evaluator":
+        """Load and validate ``gt`` and ``results``, bind them, and collect notices and input digests.
+
+        ``gt``: path, COCO/LVIS dict or GroundTruth; ``results``: path (.json,
+        .jsonl, .parquet), list of result dicts, dict of columns or Detections.
+        ``params.dataset`` None guesses the rules from the ground truth.
+        """
+        params = Params() if params is None else params
+        if bar is not None:
+            bar.start("loading ground truth")
+        g = load_gt(gt, dataset=params.dataset)
+        params = params.resolve(g.kind)
+        if bar is not None:
+            bar.done()
+            bar.start("loading results")
+        raw = load_results(results)
+        dets = bind(raw, g, iou_type=params.iou_type, on_unknown_image=params.on_unknown_image,
+                    on_unknown_category=params.on_unknown_category)
+        if bar is not None:
+            bar.done()
+        notices = Notices()
+        notices.merge(g.notices)
+        notices.merge(dets.notices)
+        inputs = {"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)}
+        return cls(g, dets, params, notices=notices, inputs=inputs, raw=raw)
 
     def old_selection(self, n: int | None = None) -> np.ndarray:
         n = self.params.max_dets_per_image if n is None else n
@@ -223,65 +254,65 @@ def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, r
     return rows
 
 
-def check_protocols(protocols: Iterable[str]) -> tuple:
-    """``protocols`` as a tuple; ValueError for a name that is not one of PROTOCOLS."""
-    protocols = tuple(protocols)
-    for p in protocols:
-        if p not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
-    return protocols
+def check_protocols(protocols: Iterable[str] | str) -> tuple:
+    """``protocols`` as a tuple; OptionError for a name that is not one of PROTOCOLS."""
+    return Params(protocols=protocols).protocols  # type: ignore[arg-type]
 
 
-def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
-             protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
-             max_dets_per_class: int = 10_000, dataset: str | None = None,
-             on_unknown_image: str = "error", on_unknown_category: str = "error",
-             progress: bool = False) -> EvalResult:
+def evaluate(gt: Any, results: Any, params: Params | None = None, *,
+             iou_type: IouType | None = None, protocols: Iterable[Protocol] | str | None = None,
+             max_dets_per_image: int | None = None, max_dets_per_class: int | None = None,
+             dataset: Dataset | None = None, on_unknown_image: Policy | None = None,
+             on_unknown_category: Policy | None = None, progress: bool = False) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
     ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
     .jsonl, .parquet), list of result dicts, dict of columns, or Detections.
+    Options: a :class:`~lveval.params.Params`, and/or its fields as keywords
+    (a keyword given here overrides ``params``): ``iou_type`` ("bbox", "segm"),
+    ``protocols`` (subset of "old", "fixed", "pooled"), ``max_dets_per_image``
+    (AP-Old's cap; default LVIS 300, COCO pycocotools' 100 per image and class),
+    ``max_dets_per_class`` (AP-Fixed's budget, default 10,000), ``dataset``
+    ("lvis" or "coco" rules; default guessed from ``gt``), ``on_unknown_image``
+    and ``on_unknown_category`` ("error" or "skip").
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
     ``progress``: show a stage bar on stderr.
     """
     from .progress import Stages
 
-    protocols = check_protocols(protocols)
-    bar = Stages(["gt", "results", "select", "match"] + list(protocols), enabled=progress)
+    given = dict(iou_type=iou_type, protocols=protocols, max_dets_per_image=max_dets_per_image,
+                 max_dets_per_class=max_dets_per_class, dataset=dataset, on_unknown_image=on_unknown_image,
+                 on_unknown_category=on_unknown_category)
+    params = make_params(params, **given)
+    bar = Stages(["gt", "results", "select", "match"] + list(params.protocols), enabled=progress)
     try:
-        return _evaluate(gt, results, bar, iou_type=iou_type, protocols=protocols,
-                         max_dets_per_image=max_dets_per_image, max_dets_per_class=max_dets_per_class,
-                         dataset=dataset, on_unknown_image=on_unknown_image,
-                         on_unknown_category=on_unknown_category)
+        return evaluate_loaded(Evaluator.load(gt, results, params, bar=bar), bar)
     finally:
         bar.close()
 
 
-def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_dets_per_class, dataset,
-              on_unknown_image, on_unknown_category) -> EvalResult:
-    bar.start("loading ground truth")
-    g = load_gt(gt, dataset=dataset)
-    bar.done()
-    params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                    max_dets_per_class=max_dets_per_class)
-    bar.start("loading results")
-    raw = load_results(results)
-    dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
-                on_unknown_category=on_unknown_category)
-    bar.done()
-    notices = Notices()
-    notices.merge(g.notices)
-    notices.merge(dets.notices)
+def make_params(params: Params | None = None, **options: Any) -> Params:
+    """``params`` (default ``Params()``) with the options that are not None replacing its fields."""
+    changes = {k: v for k, v in options.items() if v is not None}
+    base = Params() if params is None else params
+    return base.replace(**changes) if changes else base
+
+
+def evaluate_loaded(ev: "Evaluator", bar=None) -> EvalResult:
+    """The figures of an already loaded :class:`Evaluator` for ``ev.params.protocols``."""
+    from .progress import Stages
+
+    bar = bar if bar is not None else Stages([], enabled=False)
+    params, g, dets, protocols = ev.params, ev.gt, ev.dets, ev.params.protocols
+    notices = ev.notices
     bar.start("selecting")
-    ev = Evaluator(g, dets, params)
     sel_old, sel_fixed = ev.selections(protocols)
     bar.done()
     bar.start("matching")
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
     num_dets = np.bincount(dets.cat_idx, minlength=g.num_categories)
-    res = EvalResult(params=params, gt=g, notices=notices, matching=m,
-                     inputs={"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)})
+    res = EvalResult(params=params, gt=g, notices=notices, matching=m, inputs=dict(ev.inputs))
     if "old" in protocols:
         bar.start("accumulating AP-Old")
         res.old, res.precision["old"], res.recall["old"] = ev.summarize_selection(m, sel_old, coco_ar=True)

@@ -80,9 +80,11 @@ def run_case(name: str, places: dict, out_dir: str) -> dict:
     argv, files = CASES[name]
     vals = dict(places, out=out_dir)
     argv = [a.format(**vals) for a in argv]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+    buf, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
         rc = main(argv + ["--quiet"]) if name not in ("toy", "convert") else main(argv)
+    if rc != 0:
+        raise AssertionError(f"{name}: exit status {rc}: {err.getvalue().strip()}")
     text = buf.getvalue().replace(out_dir, "{out}").replace(places["in"], "{in}").replace(places["gt"], "{gt}")
     out = {"rc": rc, "stdout": re.sub(r"\b\d+\.\d+ s\b", "{t} s", text)}
     for f in files:

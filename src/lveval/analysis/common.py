@@ -17,9 +17,9 @@ import numpy as np
 
 from ..exceptions import InputError, Notices
 from ..io.gt import FREQUENCIES, GroundTruth, load_gt
-from ..io.results import Detections, bind, load_results
+from ..io.results import Detections
 from ..match import Matching
-from ..metrics import Evaluator, class_ap, input_digest, summarize, summarize_pooled
+from ..metrics import Evaluator, class_ap, make_params, summarize, summarize_pooled
 from ..params import Params
 from ..select import cap_per_image, class_subset_mask, subset_order, top_k_per_class
 
@@ -90,22 +90,12 @@ class Session:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, gt, results, *, iou_type: str = "bbox", dataset: str | None = None,
-             max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
-             on_unknown_image: str = "error", on_unknown_category: str = "error") -> "Session":
-        """Load and validate ``gt`` and ``results`` (anything ``lveval.evaluate`` accepts)."""
+    def load(cls, gt, results, params: Params | None = None, **options) -> "Session":
+        """Load and validate ``gt`` and ``results`` (anything ``lveval.evaluate`` accepts); ``options``
+        are :class:`~lveval.params.Params` fields overriding ``params``."""
         t0 = time.perf_counter()
-        g = load_gt(gt, dataset=dataset)
-        params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                        max_dets_per_class=max_dets_per_class)
-        raw = load_results(results)
-        dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
-                    on_unknown_category=on_unknown_category)
-        notices = Notices()
-        notices.merge(g.notices)
-        notices.merge(dets.notices)
-        inputs = {"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)}
-        s = cls(gt=g, dets=dets, params=params, ev=Evaluator(g, dets, params), notices=notices, inputs=inputs)
+        ev = Evaluator.load(gt, results, make_params(params, **options))
+        s = cls(gt=ev.gt, dets=ev.dets, params=ev.params, ev=ev, notices=ev.notices, inputs=ev.inputs)
         s.timings["load"] = time.perf_counter() - t0
         return s
 

@@ -26,9 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..exceptions import InputError
-from ..io.gt import GroundTruth, load_gt
-from ..io.results import Detections, bind, load_results
-from ..metrics import Evaluator
+from ..io.gt import GroundTruth
+from ..io.results import Detections
+from ..metrics import Evaluator, make_params
 from ..params import Params
 from ..select import subset_order, top_k_per_class
 from .options import DEFAULT_IOU
@@ -67,10 +67,10 @@ def load_and_bind(gt: Any, results: Any, *, iou_type: str = "bbox", dataset: str
                   on_unknown_image: str = "error", on_unknown_category: str = "error"
                   ) -> tuple[GroundTruth, Detections]:
     """Load ground truth and results and bind them (validation, indices), as ``evaluate`` does."""
-    g = load_gt(gt, dataset=dataset)
-    d = bind(load_results(results), g, iou_type=iou_type, on_unknown_image=on_unknown_image,
-             on_unknown_category=on_unknown_category)
-    return g, d
+    ev = Evaluator.load(gt, results, make_params(iou_type=iou_type, dataset=dataset,
+                                                 on_unknown_image=on_unknown_image,
+                                                 on_unknown_category=on_unknown_category))
+    return ev.gt, ev.dets
 
 
 class Labeller:
@@ -86,7 +86,7 @@ class Labeller:
         self.gt, self.dets, self.iou = gt, dets, iou
         self.max_dets_per_class = int(max_dets_per_class)
         self.params = Params(iou_type=iou_type, dataset=gt.kind, max_dets_per_class=self.max_dets_per_class,
-                             iou_thrs=np.array([iou]))
+                             iou_thresholds=(iou,))
         self.evaluator = Evaluator(gt, dets, self.params)
         self.cache: dict = {}   # samples already labelled (all rows; fold sets), keyed by the caller
 

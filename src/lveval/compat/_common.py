@@ -8,9 +8,9 @@ import numpy as np
 
 from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
-from ..io.results import Detections, bind, load_results
+from ..io.results import Detections, load_results
 from ..metrics import Evaluator
-from ..params import Params
+from ..params import AREA_LABELS, Params
 
 
 def dataset_of(obj, what: str) -> dict:
@@ -63,14 +63,15 @@ def columns_from_anns(anns: list, *, path: str = "<results>") -> tuple[dict, np.
 
 
 def engine_params(p_iou_type: str, dataset: str, iou_thrs, rec_thrs, area_rng, *,
-                  max_dets_per_image: int, max_dets_per_class: int) -> Params:
+                  max_dets_per_image: int, max_dets_per_class: int, area_labels=None) -> Params:
     """Engine parameters carrying the user's thresholds and area ranges."""
-    params = Params(iou_type=p_iou_type, dataset=dataset, max_dets_per_image=max_dets_per_image,
-                    max_dets_per_class=max_dets_per_class)
-    params.iou_thrs = np.asarray(iou_thrs, np.float64).reshape(-1)
-    params.rec_thrs = np.asarray(rec_thrs, np.float64).reshape(-1)
-    params.area_rng = np.asarray(area_rng, np.float64).reshape(-1, 2)
-    return params
+    rng = np.asarray(area_rng, np.float64).reshape(-1, 2)
+    labels = list(area_labels) if area_labels is not None and len(area_labels) == len(rng) else \
+        (list(AREA_LABELS) if len(rng) == len(AREA_LABELS) else [f"area{i}" for i in range(len(rng))])
+    return Params(iou_type=p_iou_type, dataset=dataset, max_dets_per_image=max_dets_per_image,  # type: ignore[arg-type]
+                  max_dets_per_class=max_dets_per_class, iou_thresholds=tuple(np.ravel(iou_thrs)),
+                  rec_thresholds=tuple(np.ravel(rec_thrs)),
+                  area_ranges=tuple((str(n), float(lo), float(hi)) for n, (lo, hi) in zip(labels, rng)))
 
 
 def prepare(dataset: dict, kind: str, dets: Detections, area, img_ids, cat_ids,
@@ -94,7 +95,8 @@ def prepare(dataset: dict, kind: str, dets: Detections, area, img_ids, cat_ids,
     if not keep.all():
         dets = dets.take(keep)
         area = area[keep] if isinstance(area, np.ndarray) else area
-    bound = bind(dets, gt, iou_type=iou_type)
+    ev = Evaluator.load(gt, dets, params)
+    bound = ev.dets
     if isinstance(area, np.ndarray):
         bound = replace(bound, area=np.asarray(area, np.float64))
     elif area == "box" and bound.bbox is not None:
@@ -103,7 +105,8 @@ def prepare(dataset: dict, kind: str, dets: Detections, area, img_ids, cat_ids,
         from ..io.results import mask_area
 
         bound = replace(bound, area=mask_area(bound.segm))
-    return gt, Evaluator(gt, bound, params)
+    ev.dets = bound   # sizes as the reference gives them; selections and matching read them later
+    return gt, ev
 
 
 def load_detections(results) -> Detections:

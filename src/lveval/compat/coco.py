@@ -103,7 +103,8 @@ class COCOeval:
         self.params = p
         dets, area = self._detections()
         params = engine_params(p.iouType, "coco", p.iouThrs, p.recThrs, p.areaRng,
-                               max_dets_per_image=int(p.maxDets[-1]), max_dets_per_class=-1)
+                               max_dets_per_image=int(p.maxDets[-1]), max_dets_per_class=-1,
+                               area_labels=p.areaRngLbl)
         ds = dataset_of(self.cocoGt, "cocoGt")
         self._gt, self._ev = prepare(ds, "coco", dets, area, p.imgIds, p.catIds, p.iouType, params)
         self._sel = self._ev.old_selection()

@@ -273,7 +273,8 @@ class LVISEval:
         cat_ids = [int(c) for c in p.cat_ids]
         k = p.max_dets_per_class
         params = engine_params(p.iou_type, "lvis", p.iou_thrs, p.rec_thrs, p.area_rng,
-                               max_dets_per_image=-1, max_dets_per_class=-1 if k is None else int(k))
+                               max_dets_per_image=-1, max_dets_per_class=-1 if k is None else int(k),
+                               area_labels=p.area_rng_lbl)
         cached = getattr(self.lvis_gt, "ground_truth", None) if isinstance(self.lvis_gt, LVIS) else None
         gt, ev = prepare(self._dataset, "lvis", self._dets, self._area, p.img_ids, cat_ids, p.iou_type,
                          params, cached)

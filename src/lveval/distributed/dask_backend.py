@@ -21,8 +21,8 @@ from typing import Any, Iterable
 from ..exceptions import InputError
 from ..io.gt import load_gt
 from ..io.results import check_policy
-from ..metrics import PROTOCOLS, EvalResult, check_protocols, input_digest
-from ..params import Params
+from ..metrics import EvalResult, check_protocols, input_digest, make_params
+from ..params import PROTOCOLS
 from . import reduce, shard, work
 
 MERGE_MIN_ROWS = 1 << 20   # candidates gathered before the driver merges them
@@ -202,8 +202,9 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
     try:
         with stage("loading ground truth", "gt"):
             g = load_gt(gt, dataset=dataset)
-            params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                            max_dets_per_class=max_dets_per_class)
+            params = make_params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
+                                 max_dets_per_class=max_dets_per_class, protocols=protocols,
+                                 on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
         with client_for(client, workers, scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))
@@ -211,7 +212,6 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
                 ref = work.gt_ref(gt, dataset)
                 token = uuid.uuid4().hex[:12]
                 gt_arg = ref if ref is not None else _hold(c, g, key=f"lveval-gt-{token}")
-            options = {"on_unknown_image": on_unknown_image, "on_unknown_category": on_unknown_category}
             thr = None
             n = params.max_dets_per_image
             with stage("AP-Old: per-image caps", "caps"):   # LVIS rules only: COCO caps per image and class
@@ -221,7 +221,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
                     thr = _hold(c, _thresholds(cands, n, g.num_images), key=f"lveval-thresholds-{token}")
                     del cands
             with stage("evaluating shards", "shards"):
-                futs = [_submit(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, options, thr,
+                futs = [_submit(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, thr,
                                 key=f"lveval-shard-{token}-{i}")
                         for i, (src, cats) in enumerate(zip(sh.shards, sh.gt_cats))]
                 parts = _collect(futs)

@@ -24,7 +24,6 @@ import numpy as np
 
 from ..exceptions import Notices
 from ..io.gt import load_gt
-from ..io.results import bind
 from ..metrics import Evaluator, selection_curves
 from ..select import rank_within
 
@@ -183,17 +182,16 @@ def _rss() -> int:
         return -1
 
 
-def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple, options: dict,
+def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple,
                    thr: Thresholds | None) -> dict:
     """Bind, select, match and accumulate one shard's classes with the engine (a ShardResult as a dict)."""
     t0, c0 = time.perf_counter(), time.thread_time()
     rss0 = _rss()
     g = resolve_gt(gt)
     raw = source.read()
-    dets = bind(raw, g, iou_type=params.iou_type, on_unknown_image=options["on_unknown_image"],
-                on_unknown_category=options["on_unknown_category"])
+    ev = Evaluator.load(g, raw, params)
+    dets = ev.dets
     t_read, c_read = time.perf_counter() - t0, time.thread_time() - c0
-    ev = Evaluator(g, dets, params)
     n = len(dets)
     # AP-Old under LVIS rules: the global per-image cut; COCO's cap is per (image, class) and needs none
     cut = cap_from_thresholds(dets.img_idx, dets.score, dets.record, thr) \

@@ -151,7 +151,7 @@ def _check_records(recs: list, section: str, path: str, spec: dict) -> None:
                              record=i, field=section)
         for k, (kind, what) in spec.items():
             if k not in r:
-                raise InputError(f"missing required field", path=path, record=i, field=f"{section}.{k}")
+                raise InputError("missing required field", path=path, record=i, field=f"{section}.{k}")
             if not _CHECKS[kind](r[k]):
                 raise InputError(f"expected {what}, got {_show(r[k])}", path=path, record=i,
                                  field=f"{section}.{k}")

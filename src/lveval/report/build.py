@@ -72,16 +72,9 @@ def pick_classes(result, wanted) -> list:
     return [int(i) for i in np.argsort(-num_gt, kind="stable")[:3] if num_gt[i] > 0]
 
 
-def score_data(result, raw, eval_kwargs: dict):
+def score_data(result, ev):
     """Scores and frequency of AP-Fixed's detections, and TP flags (IoU 0.50) of the evaluated ones."""
-    from ..io.results import bind
-    from ..metrics import Evaluator
-
-    p = result.params
-    bound = bind(raw, result.gt, iou_type=p.iou_type,
-                 on_unknown_image=eval_kwargs.get("on_unknown_image", "error"),
-                 on_unknown_category=eval_kwargs.get("on_unknown_category", "error"))
-    ev = Evaluator(result.gt, bound, p)
+    bound = ev.dets
     sel = ev.fixed_selection()
     scores = bound.score[sel]
     freq = result.gt.cat_freq[bound.cat_idx[sel]]
@@ -164,9 +157,8 @@ def calibration_figure(result, tp, tp_scores, tp_cats, calibration: str | None) 
 
 
 def render(result, *, gt_path: str, results_path: str, classes=None, calibration: str | None = None,
-           raw=None, eval_kwargs: dict | None = None) -> str:
+           evaluator=None) -> str:
     """The report page as a string."""
-    eval_kwargs = eval_kwargs or {}
     p = result.params
     protos = [q for q in ("old", "fixed", "pooled") if getattr(result, q)]
     keys = [k for k in SUMMARY_KEYS if any(k in getattr(result, q) for q in protos)]
@@ -215,8 +207,8 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     parts.append(_section("per-class", "Per-class results", _class_table(result)))
     # scores
     tp = tp_scores = tp_cats = None
-    if raw is not None:
-        scores, freq, tp, tp_scores, tp_cats = score_data(result, raw, eval_kwargs)
+    if evaluator is not None:
+        scores, freq, tp, tp_scores, tp_cats = score_data(result, evaluator)
         fig = figures.score_distributions(scores, freq, tp, tp_scores)
     else:
         fig = None
@@ -305,17 +297,15 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     on_unknown_*). Returns the path of the page.
     """
     from ..cli import write_json
-    from ..io.results import load_results
-    from ..metrics import evaluate, input_digest
+    from ..metrics import Evaluator, evaluate_loaded, make_params
 
-    raw = load_results(results)   # loaded once: evaluate() and the score figures share it
-    result = evaluate(gt, raw, **eval_kwargs)
-    result.inputs["results"] = input_digest(results, raw.digest)   # as `lveval evaluate` records it
+    ev = Evaluator.load(gt, results, make_params(**eval_kwargs))   # loaded once for figures and scores
+    result = evaluate_loaded(ev)
     if classes is not None:
         pick_classes(result, classes)   # fail early on unknown names
     page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
                   results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
-                  classes=classes, calibration=calibration, raw=raw, eval_kwargs=eval_kwargs)
+                  classes=classes, calibration=calibration, evaluator=ev)
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "report.html")
     with atomic_write(out, "w", encoding="utf-8") as f:
