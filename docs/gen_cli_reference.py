@@ -19,7 +19,6 @@ def render() -> str:
     os.environ["COLUMNS"] = "100"          # argparse wraps help to the terminal width: fix it
     from lveval import cli
 
-    cli._load_extensions()
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {c.dest: c.help for c in sub._choices_actions}

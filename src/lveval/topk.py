@@ -24,7 +24,6 @@ above its K-th best) are dropped on arrival.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Iterable, Iterator, Optional, Sequence
@@ -37,7 +36,7 @@ from .io import fastjson
 from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
 from .io.results import _Int64 as _I64           # ids must fit int64 columns
 
-__all__ = ["TopKPerClass", "topk_mask", "topk_file", "register_cli"]
+__all__ = ["TopKPerClass", "topk_mask", "topk_file"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -925,39 +924,3 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
         _copy_json(src, starts, ends, w, block_size, progress)
         w.close()
     return {"read": int(seen), "written": int(len(starts))}
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-def _cmd_topk(a) -> int:
-    from .progress import auto_enabled
-
-    progress = auto_enabled(a.quiet)
-    counts = topk_file(a.results, a.out, a.per_class, per_image=a.per_image, progress=progress,
-                       block_size=a.block_mb << 20)
-    if not a.quiet:
-        extra = f" and the top {a.per_image} per image" if a.per_image else ""
-        print(f"kept {counts['written']} of {counts['read']} detections (the top {a.per_class} per class"
-              f"{extra}) in {a.out}")
-    return 0
-
-
-def register_cli(sub, common, eval_options, eval_kwargs) -> None:
-    """Add ``lveval topk``."""
-    p = sub.add_parser("topk", help="keep the top K detections per class of a results file (streaming)",
-                       description="Reduce a results file to the top K detections of each class over the "
-                       "whole file (AP-Fixed's budget), streaming: memory grows with K x classes, not "
-                       "with the file. Records keep file order (and, JSON to JSON, their exact bytes), so "
-                       "`lveval evaluate` gives the same AP-Fixed and AP-Pool on the output as on the input.")
-    p.add_argument("results", help="results: .json array, .jsonl or .parquet")
-    p.add_argument("--per-class", type=int, default=10_000, metavar="K",
-                   help="detections kept per class (default 10000, the paper's budget)")
-    p.add_argument("--per-image", type=int, default=None, metavar="N",
-                   help="also keep the top N of each image, so AP-Old (N >= its cap, e.g. 300) stays exact")
-    p.add_argument("--out", required=True, metavar="OUT", help="output: .json, .jsonl or .parquet")
-    p.add_argument("--block-mb", type=int, default=32, metavar="MB", help=argparse.SUPPRESS)
-    common(p)
-    p.set_defaults(func=_cmd_topk)
-

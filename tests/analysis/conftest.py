@@ -10,10 +10,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # tests/ (gen.p
 def run_cli(monkeypatch, capsys):
     """Run ``lveval ARGS`` with only the analysis sub-commands registered (isolated from other modules)."""
     import lveval.cli as cli
-    from lveval.analysis.cli import register_cli
 
-    monkeypatch.setattr(cli, "_load_extensions", lambda: None)
-    monkeypatch.setattr(cli, "_EXTENSIONS", [register_cli])
+    monkeypatch.setattr(cli, "_GROUPS", ("lveval.cli.analysis",))
 
     def run(*args):
         rc = cli.main([str(a) for a in args])

@@ -20,7 +20,7 @@ from lveval.calibrate import (
     subset_dataset,
     subset_results,
 )
-from lveval.calibrate.cli import split_method_list
+from lveval.cli.calibrate import split_method_list
 from lveval.cli import main
 from lveval.exceptions import InputError
 from lveval.simulate import simulate

@@ -3,7 +3,9 @@ import argparse
 import json
 
 from lveval import cli
-from lveval.distributed import cli as dcli
+import lveval.cli.core
+from lveval.cli import distributed as dcli
+from lveval.cli.options import common, eval_options
 from lveval.simulate import simulate
 
 
@@ -11,9 +13,9 @@ def _parser():
     p = argparse.ArgumentParser()
     p.add_argument("gt")
     p.add_argument("results")
-    cli._eval_options(p)
+    eval_options(p)
     p.add_argument("--json")
-    cli._common(p)
+    common(p)
     dcli.add_arguments(p)
     return p
 
@@ -28,7 +30,7 @@ def test_cli_scheduler_matches_single_process(dask_client, lvis_path, tmp_path, 
     a = _parser().parse_args([lvis_path, res, "--max-dets-per-image", "100", "--json", many, "--quiet",
                               "--scheduler", dask_client.scheduler.address, "--shards", "3"])
     assert dcli.wants_distributed(a)
-    assert cli.cmd_evaluate(a) == 0                    # the command, taking its distributed branch
+    assert cli.core.cmd_evaluate(a) == 0                    # the command, taking its distributed branch
     assert capsys.readouterr().out == out_single       # the same table
     with open(one) as f1, open(many) as f2:
         assert json.load(f1) == json.load(f2)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_write
-from ..cli import write_json
+from ..output import write_json
 from . import plots
 from .common import Session, limit_json, limit_label
 from .rerank import grid_for, rerank_grid

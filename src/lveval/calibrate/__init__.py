@@ -7,11 +7,11 @@ diagrams.  On top of the evaluation engine: ``labels`` (which detections are
 true positives at the calibration IoU), ``grouped`` (per-class, per-frequency
 or overall calibration of whole results files; JSON models), ``splits``
 (train/test, k-fold over images, oracle), ``bench`` (the paper's Table 8) and
-``cli`` (``lveval calibrate fit|apply|bench``).  Only numpy, scipy,
+``lveval.cli.calibrate`` (``lveval calibrate fit|apply|bench``).  Only numpy, scipy,
 scikit-learn (and matplotlib for plots) are used.
 
-The names below are imported on first use: every ``lveval`` command imports
-``lveval.calibrate.cli`` to register its sub-commands, and loading scipy and
+The names below are imported on first use: most ``lveval`` commands import
+``lveval.cli.calibrate`` to register their sub-commands, and loading scipy and
 scikit-learn eagerly would add about a second to each of them.
 """
 from __future__ import annotations

@@ -470,7 +470,7 @@ class GroupedCalibrator:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model as JSON (sorted keys, atomically)."""
-        from ..cli import write_json
+        from ..output import write_json
 
         write_json(os.fspath(path), self.to_dict())
 

@@ -160,7 +160,7 @@ class LVEvalEvaluator:
                 log.warning(w)
             out[t] = {k: 100.0 * v if v >= 0 else float("nan") for k, v in flat_figures(r, self.protocols).items()}
         if self.output_dir:
-            from ..cli import write_json
+            from ..output import write_json
 
             write_json(os.path.join(self.output_dir, "lveval_figures.json"),
                        {t: r.to_dict() for t, r in self.results.items()})

@@ -296,7 +296,7 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     ``eval_kwargs`` go to :func:`lveval.evaluate` (iou_type, caps, dataset,
     on_unknown_*). Returns the path of the page.
     """
-    from ..cli import write_json
+    from ..output import write_json
     from ..metrics import Evaluator, evaluate_loaded, make_params
 
     ev = Evaluator.load(gt, results, make_params(**eval_kwargs))   # loaded once for figures and scores

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import DEFAULT_IOU, DEFAULT_MIN_POSITIVES, GROUPINGS, POLICIES, TABLE8_METHODS, UNKNOWN_POLICIES
+from ..params import DEFAULT_MAX_DETS_PER_CLASS
+from .options import eval_options
+from ..calibrate.options import DEFAULT_IOU, DEFAULT_MIN_POSITIVES, GROUPINGS, POLICIES, TABLE8_METHODS, UNKNOWN_POLICIES
 
 __all__ = ["register_cli", "split_method_list"]
 
@@ -30,13 +32,10 @@ def _calibration_options(p: argparse.ArgumentParser) -> None:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
-    p.add_argument("--max-dets-per-class", type=int, default=10_000, metavar="K",
-                   help="detections per class labelled and evaluated, as AP-Fixed (default 10000)")
-    p.add_argument("--dataset", choices=("lvis", "coco"), default=None,
-                   help="force LVIS federated rules or COCO crowd rules (default: guessed from the GT)")
-    p.add_argument("--on-unknown-image", choices=("error", "skip"), default="error")
-    p.add_argument("--on-unknown-category", choices=("error", "skip"), default="error")
+    """The evaluation options that apply to calibration (no per-image cap: it labels AP-Fixed's selection)."""
+    eval_options(p, protocols=False, max_dets=False)
+    p.add_argument("--max-dets-per-class", type=int, default=DEFAULT_MAX_DETS_PER_CLASS, metavar="K",
+                   help=f"detections per class labelled and evaluated, as AP-Fixed (default {DEFAULT_MAX_DETS_PER_CLASS})")
 
 
 def _data_kwargs(a) -> dict:
@@ -45,8 +44,8 @@ def _data_kwargs(a) -> dict:
 
 
 def cmd_fit(a) -> int:
-    from ..cli import check_writable
-    from .grouped import GroupedCalibrator
+    from ..output import check_writable
+    from ..calibrate.grouped import GroupedCalibrator
 
     check_writable(a.out)
     cal = GroupedCalibrator(a.method, grouping=a.grouping, missing=a.missing, no_tp=a.no_tp,
@@ -64,9 +63,9 @@ def cmd_fit(a) -> int:
 
 
 def cmd_apply(a) -> int:
-    from ..cli import check_writable
+    from ..output import check_writable
     from ..io.results import write_results
-    from .grouped import GroupedCalibrator
+    from ..calibrate.grouped import GroupedCalibrator
 
     check_writable(a.out)
     cal = GroupedCalibrator.load(a.model)
@@ -77,8 +76,8 @@ def cmd_apply(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from ..cli import check_writable, write_json
-    from .bench import bench, format_table
+    from ..output import check_writable, write_json
+    from ..calibrate.bench import bench, format_table
 
     check_writable(a.json)
     methods = split_method_list(a.methods)

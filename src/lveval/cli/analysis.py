@@ -7,7 +7,8 @@ import time
 
 from ..exceptions import InputError
 from ..table import fmt
-from .common import Session, limit_label, parse_limits
+from ..analysis.common import Session, limit_label, parse_limits
+from .options import deprecated_alias, max_dets_options
 
 KEYS = ("AP", "APr", "APc", "APf")
 
@@ -25,7 +26,7 @@ def _session(a, eval_kwargs) -> Session:
     if a.demo:
         if a.gt or a.results:
             raise InputError("give either GT and RESULTS or --demo, not both")
-        from .common import demo_inputs
+        from ..analysis.common import demo_inputs
         gt, res = demo_inputs(seed=a.seed, iou_type=kw["iou_type"])
         if not a.quiet:
             print(f"Ground truth: bundled 100 images of LVIS v0.5 val (CC BY 4.0); results: the simulated "
@@ -66,13 +67,13 @@ def _header(keys, width: int, extra=()) -> str:
 
 def _write_json(a, obj) -> None:
     if a.json:
-        from ..cli import write_json
+        from ..output import write_json
         write_json(a.json, obj)
 
 
 # ---- toy ------------------------------------------------------------------------------------------
 def cmd_toy(a) -> int:
-    from . import toy
+    from ..analysis import toy
     fig = toy.run()
     print(toy.report(fig))
     _write_json(a, fig)
@@ -81,16 +82,18 @@ def cmd_toy(a) -> int:
 
 # ---- rerank -----------------------------------------------------------------------------------------
 def cmd_rerank(a, eval_kwargs) -> int:
-    from .rerank import gaming_selection, rerank
-    if a.per_class <= 0:
-        raise InputError(f"--per-class must be positive, got {a.per_class}", field="per-class")
+    from ..analysis.rerank import gaming_selection, rerank
+    if a.keep_per_class is None:
+        raise InputError("the policy needs --keep-per-class K (detections kept per class over the set)")
+    if a.keep_per_class <= 0:
+        raise InputError(f"--keep-per-class must be positive, got {a.keep_per_class}", field="keep-per-class")
     s = _session(a, eval_kwargs)
-    res = rerank(s, a.per_class)
+    res = rerank(s, a.keep_per_class)
     st = res["settings"]
     keys = _keys(res["before"]["old"])
     w = 44
     n, K = limit_label(st["max_dets_per_image"] or -1), limit_label(st["max_dets_per_class"] or -1)
-    print(f"Gaming policy (paper Table 1): keep the top {a.per_class:,} detections per class over the set, "
+    print(f"Gaming policy (paper Table 1): keep the top {a.keep_per_class:,} detections per class over the set, "
           f"then {n} per image\n({st['num_detections']['before']:,} detections before, "
           f"{st['num_detections']['after']:,} after)\n")
     print(_header(keys, w))
@@ -105,7 +108,7 @@ def cmd_rerank(a, eval_kwargs) -> int:
           "discards detections.")
     if a.write:
         from ..io.results import write_results
-        keep = gaming_selection(s, a.per_class)
+        keep = gaming_selection(s, a.keep_per_class)
         write_results(s.dets.take(keep), a.write)
         print(f"wrote {int(keep.sum()):,} re-ranked detections to {a.write}")
     _write_json(a, res)
@@ -114,9 +117,9 @@ def cmd_rerank(a, eval_kwargs) -> int:
 
 # ---- sweep -------------------------------------------------------------------------------------------
 def cmd_sweep(a, eval_kwargs) -> int:
-    from .sweep import sweep, time_separate
-    caps = parse_limits(a.dets_per_image, "dets-per-image")
-    budgets = parse_limits(a.dets_per_class, "dets-per-class")
+    from ..analysis.sweep import sweep, time_separate
+    caps = parse_limits(a.max_dets_per_image, "max-dets-per-image")
+    budgets = parse_limits(a.max_dets_per_class, "max-dets-per-class")
     s = _session(a, eval_kwargs)
     res = sweep(s, caps, budgets)
     keys = _keys(res["dets_per_image"][0]["old"])
@@ -142,7 +145,7 @@ def cmd_sweep(a, eval_kwargs) -> int:
         print(f"the same figures from {sep['settings']} separate lveval.evaluate() calls: {sep['total_s']:.2f} s "
               f"({sep['total_s'] / max(t['total_s'], 1e-9):.1f}x as long)")
     if a.plots:
-        from . import plots
+        from ..analysis import plots
         os.makedirs(a.plots, exist_ok=True)
         budget = s.budget()
         s.ensure_matched(budget)   # the default budget may lie outside the swept settings
@@ -158,7 +161,7 @@ def cmd_sweep(a, eval_kwargs) -> int:
 
 # ---- subsets ---------------------------------------------------------------------------------------
 def cmd_subsets(a, eval_kwargs) -> int:
-    from .subsets import subsets
+    from ..analysis.subsets import subsets
     caps = parse_limits(a.caps, "caps")
     if len(caps) < 2:
         raise InputError("give two caps, e.g. --caps 300,5000", field="caps")
@@ -173,7 +176,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
               + "".join(f"{fmt(v):>10}" for v in r["AP"].values())
               + (f"{100 * r['delta']:+9.2f}" if r["delta"] is not None else f"{'-':>9}"))
     if a.plots:
-        from . import plots
+        from ..analysis import plots
         os.makedirs(a.plots, exist_ok=True)
         plots.plot_subsets(res, os.path.join(a.plots, "subsets.png"))
     _write_json(a, res)
@@ -182,13 +185,13 @@ def cmd_subsets(a, eval_kwargs) -> int:
 
 # ---- scores ----------------------------------------------------------------------------------------
 def cmd_scores(a, eval_kwargs) -> int:
-    from .scores import score_stats, table
+    from ..analysis.scores import score_stats, table
     s = _session(a, eval_kwargs)
     res = score_stats(s)
     print("Score by frequency group (paper Figure 3), normalised so frequent classes = 1.0\n")
     print(table(res))
     if a.plots:
-        from . import plots
+        from ..analysis import plots
         os.makedirs(a.plots, exist_ok=True)
         plots.plot_scores(res, os.path.join(a.plots, "scores.png"))
     _write_json(a, res)
@@ -197,7 +200,7 @@ def cmd_scores(a, eval_kwargs) -> int:
 
 # ---- nms -------------------------------------------------------------------------------------------
 def cmd_nms(a, eval_kwargs) -> int:
-    from .nms import nms_sensitivity, parse_thresholds
+    from ..analysis.nms import nms_sensitivity, parse_thresholds
     ths = parse_thresholds(a.thresholds)
     s = _session(a, eval_kwargs)
     res = nms_sensitivity(s, ths)
@@ -216,7 +219,7 @@ def cmd_nms(a, eval_kwargs) -> int:
             print(_delta(base["old"], r["old"], keys, w) + " " + _delta(base["fixed"], r["fixed"], keys, 0, label=""))
     print(f"\nNMS for all thresholds: {res['timing']['nms_s']:.2f} s; total {res['timing']['total_s']:.2f} s")
     if a.plots:
-        from . import plots
+        from ..analysis import plots
         os.makedirs(a.plots, exist_ok=True)
         plots.plot_nms(res, os.path.join(a.plots, "nms.png"))
     _write_json(a, res)
@@ -225,7 +228,7 @@ def cmd_nms(a, eval_kwargs) -> int:
 
 # ---- audit -----------------------------------------------------------------------------------------
 def cmd_audit(a, eval_kwargs) -> int:
-    from .audit import write_audit
+    from ..analysis.audit import write_audit
     t0 = time.perf_counter()
     s = _session(a, eval_kwargs)
     fig = write_audit(s, a.out)
@@ -249,8 +252,9 @@ def register_cli(sub, common, eval_options, eval_kwargs) -> None:
 
     r = sub.add_parser("rerank", help="gaming policy: top K per class, then the per-image cap (Table 1)")
     _inputs(r)
-    r.add_argument("--per-class", type=int, required=True, metavar="K",
-                   help="detections kept per class over the whole set before the per-image cap")
+    r.add_argument("--keep-per-class", type=int, default=None, metavar="K",
+                   help="the policy: detections kept per class over the whole set before the per-image cap")
+    deprecated_alias(r, "--per-class", "--keep-per-class", "keep_per_class", type=int)
     eval_options(r, protocols=False)
     r.add_argument("--write", metavar="OUT", help="also write the re-ranked results (.json, .jsonl, .parquet)")
     r.add_argument("--json", metavar="OUT", help="write the figures as JSON")
@@ -260,11 +264,13 @@ def register_cli(sub, common, eval_options, eval_kwargs) -> None:
     w = sub.add_parser("sweep", help="AP-Old/AP-Pool per per-image cap, AP-Fixed per per-class budget "
                        "(Tables 2, 4, 6), one matching pass")
     _inputs(w)
-    w.add_argument("--dets-per-image", default="100,300,1000,2000,5000,10000", metavar="LIST",
-                   help="per-image caps, comma-separated; 'inf' for none (default: Table 2's)")
-    w.add_argument("--dets-per-class", default="1000,5000,10000,30000,50000", metavar="LIST",
-                   help="per-class budgets, comma-separated; 'inf' for none (default: Table 4's)")
-    eval_options(w, protocols=False)
+    max_dets_options(w, type=str, metavar=("LIST", "LIST"), per_image_default="100,300,1000,2000,5000,10000",
+                     per_class_default="1000,5000,10000,30000,50000",
+                     per_image_help="per-image caps, comma-separated; 'inf' for none (default: Table 2's)",
+                     per_class_help="per-class budgets, comma-separated; 'inf' for none (default: Table 4's)")
+    deprecated_alias(w, "--dets-per-image", "--max-dets-per-image", "max_dets_per_image")
+    deprecated_alias(w, "--dets-per-class", "--max-dets-per-class", "max_dets_per_class")
+    eval_options(w, protocols=False, max_dets=False)
     w.add_argument("--compare-timing", action="store_true",
                    help="also time one lveval.evaluate() call per setting, for comparison")
     w.add_argument("--plots", metavar="DIR", help="write cap_sweep.png and budget_sweep.png into DIR")

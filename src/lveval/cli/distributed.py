@@ -21,24 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def wants_distributed(args) -> bool:
     """True when ``lveval evaluate`` was given --scheduler or --workers."""
-    return bool(getattr(args, "scheduler", None) or getattr(args, "workers", None))
+    return bool(getattr(args, "scheduler", None)) or getattr(args, "workers", None) is not None
 
 
 def evaluate_distributed(args, protocols: list):
     """The result of ``lveval evaluate`` on a Dask cluster (the command prints and writes it as usual)."""
-    from ..cli import _eval_kwargs
+    from .options import eval_kwargs as _eval_kwargs
     from ..progress import auto_enabled
-    from .dask_backend import evaluate
+    from ..distributed.dask_backend import evaluate
+
+    from ..exceptions import OptionError
 
     if args.workers is not None and args.workers < 1:
-        raise SystemExit("lveval: error: --workers must be at least 1")
+        raise OptionError("workers", f"expected at least 1 worker process, got {args.workers}")
+    if args.shards is not None and args.shards < 1:
+        raise OptionError("shards", f"expected at least 1 shard, got {args.shards}")
     return evaluate(args.gt, args.results, protocols=protocols, scheduler=args.scheduler,
                     workers=None if args.scheduler else args.workers, shards=args.shards,
                     progress=auto_enabled(args.quiet), **_eval_kwargs(args))
 
 
 def _cmd_partition(args) -> int:
-    from .shard import partition
+    from ..distributed.shard import partition
 
     m = partition(args.results, args.out_dir, args.shards)
     print(f"wrote {m['num_rows']} detections in {len(m['parts'])} class-partitioned files to {args.out_dir}")
