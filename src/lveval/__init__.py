@@ -1,14 +1,46 @@
-"""lveval: exact, fast evaluation of large-vocabulary object detectors."""
-__version__ = "0.1.0"
+"""lveval: exact, fast evaluation of large-vocabulary object detectors.
 
+``lveval.evaluate(gt, results, ...)`` gives AP-Old, AP-Fixed and AP-Pool (Dave et
+al., 2021) in one :class:`EvalResult`; :class:`Params` holds every option. The names
+below are imported on first use, so ``import lveval`` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib as _importlib
 import logging as _logging
+import os as _os
+from importlib.metadata import PackageNotFoundError as _NotFound
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
+
+try:   # the version is written once, in pyproject.toml
+    __version__ = _version("lveval")
+except _NotFound:   # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 # A library does not print: notices are collected on results and printed by the CLI.
 _logging.getLogger("lveval").addHandler(_logging.NullHandler())
 
-import os as _os
+# public name -> module that defines it
+_LAZY = {
+    "evaluate": "lveval.metrics", "EvalResult": "lveval.metrics", "Evaluator": "lveval.metrics",
+    "Params": "lveval.params",
+    "load_gt": "lveval.io.gt", "GroundTruth": "lveval.io.gt",
+    "load_results": "lveval.io.results", "Detections": "lveval.io.results",
+    "TopKPerClass": "lveval.topk",
+    "LvevalError": "lveval.exceptions", "InputError": "lveval.exceptions",
+    "OptionError": "lveval.exceptions", "ResourceError": "lveval.exceptions",
+}
 
-DEFAULT_GT = _os.path.join(_os.path.dirname(__file__), "data", "lvis_v0.5_val_100.json")
+__all__ = ["__version__", "data_path", *_LAZY]
+
+if TYPE_CHECKING:   # for type checkers and editors; at run time the module __getattr__ imports them
+    from .exceptions import InputError, LvevalError, OptionError, ResourceError
+    from .io.gt import GroundTruth, load_gt
+    from .io.results import Detections, load_results
+    from .metrics import EvalResult, Evaluator, evaluate
+    from .params import Params
+    from .topk import TopKPerClass
 
 
 def data_path(name: str = "lvis_v0.5_val_100.json") -> str:
@@ -16,7 +48,14 @@ def data_path(name: str = "lvis_v0.5_val_100.json") -> str:
     return _os.path.join(_os.path.dirname(__file__), "data", name)
 
 
-def evaluate(*args, **kwargs):
-    """Evaluate detections under AP-Old, AP-Fixed and AP-Pool; see :func:`lveval.metrics.evaluate`."""
-    from .metrics import evaluate as _evaluate
-    return _evaluate(*args, **kwargs)
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'lveval' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

@@ -99,7 +99,6 @@ class _Pool:
         self.pending: list[dict] = []
         self.n_pending = 0
         self.n_seen = 0
-        self.n_dropped = 0
 
     def _dense(self, i: int, keys: np.ndarray) -> np.ndarray:
         m = self._maps[i]
@@ -128,7 +127,6 @@ class _Pool:
             drop &= score <= self._kth[i][d]      # cannot beat the k-th kept row of a full group
         if drop.any():
             keep = ~drop
-            self.n_dropped += int(drop.sum())
             cols = _take(cols, keep)
             dense = [d[keep] for d in dense]
         for i, d in enumerate(dense):
@@ -356,10 +354,6 @@ class TopKPerClass:
         from .io.results import load_results
 
         return load_results(self.to_columns(), path="<collector>")
-
-    def to_results(self) -> list:
-        """Kept detections as a list of COCO-style result dicts."""
-        return self.to_detections().to_records()
 
     def write(self, path: str) -> None:
         """Write the kept detections (.json, .jsonl or .parquet), atomically."""
