@@ -32,7 +32,8 @@ _LAZY = {
     "OptionError": "lveval.exceptions", "ResourceError": "lveval.exceptions",
 }
 
-__all__ = ["__version__", "data_path", *_LAZY]
+__all__ = ["__version__", "data_path", "evaluate", "EvalResult", "Evaluator", "Params", "load_gt", "GroundTruth",
+           "load_results", "Detections", "TopKPerClass", "LvevalError", "InputError", "OptionError", "ResourceError"]
 
 if TYPE_CHECKING:   # for type checkers and editors; at run time the module __getattr__ imports them
     from .exceptions import InputError, LvevalError, OptionError, ResourceError

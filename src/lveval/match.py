@@ -185,12 +185,15 @@ def greedy_match(pd, pg, iou, regular, crowd, thr_eff, n_det, n_gt) -> np.ndarra
     return match.reshape(T, n_det)
 
 
-def group_order(dets, selection: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-    """Rows of ``selection`` sorted by (image, category, -score, row)."""
+def group_order(dets, selection: np.ndarray, order: np.ndarray | None = None,
+                class_agnostic: bool = False) -> np.ndarray:
+    """Rows of ``selection`` sorted by (image, category, -score, row); class-agnostically by
+    (image, then ``order``)."""
     if order is None:
         order = score_order(dets.score)
     o = order[selection[order]]
-    o = refine(o, dets.cat_idx)
+    if not class_agnostic:
+        o = refine(o, dets.cat_idx)
     return refine(o, dets.img_idx)
 
 
@@ -200,6 +203,8 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
     ``order``: a precomputed score order of all detections (see ``select.score_order``).
     """
     K = gt.num_categories
+    agnostic = bool(getattr(params, "class_agnostic", False))
+    KG = 1 if agnostic else K          # match groups: (image, category), or (image) class-agnostically
     A = len(params.area_rng)
     T = len(params.iou_thrs)
     selection = np.asarray(selection)
@@ -207,19 +212,19 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
         mask = np.zeros(len(dets), bool)
         mask[selection] = True
         selection = mask
-    rows = group_order(dets, selection, order).astype(np.int64)
-    dkey = dets.img_idx[rows] * K + dets.cat_idx[rows]
+    rows = group_order(dets, selection, order, agnostic).astype(np.int64)
+    d_cat = np.zeros(len(rows), np.int64) if agnostic else dets.cat_idx[rows]
+    dkey = dets.img_idx[rows] * KG + d_cat
     n = len(rows)
     starts = np.flatnonzero(np.r_[True, dkey[1:] != dkey[:-1]]) if n else np.zeros(0, np.int64)
     rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
 
-    gkey = gt.ann_key
-    gorder = np.argsort(gkey, kind="stable")
-    gkey_sorted = gkey[gorder]
+    gorder = np.argsort(gt.ann_key, kind="stable")   # (image, category, file order), as the references
+    gkey_sorted = (gt.ann_img[gorder] if agnostic else gt.ann_key[gorder])
     g_area = gt.ann_area[gorder]
     g_ign = gt.ann_ignore[gorder]
     g_crowd = gt.ann_crowd[gorder]
-    g_cat = gt.ann_cat[gorder]
+    g_cat = np.zeros(len(gorder), np.int64) if agnostic else gt.ann_cat[gorder]
     NG = len(gorder)
 
     thr_eff = np.minimum(params.iou_thrs, 1 - 1e-10)
@@ -230,16 +235,18 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
     nc = len(cand)
 
     d_area = dets.area[rows]
-    nel = np.isin(dkey, gt.nel_keys) if len(gt.nel_keys) else np.zeros(n, bool)
+    # not exhaustively annotated: judged by the detection's own class, also class-agnostically
+    real_key = dets.img_idx[rows] * K + dets.cat_idx[rows]
+    nel = np.isin(real_key, gt.nel_keys) if len(gt.nel_keys) else np.zeros(n, bool)
     bits = _bits_dtype(T)
     shifts = (np.ones(1, bits) << np.arange(T, dtype=bits))[:, None]
     matched = np.zeros((A, n), bits)
     ignored = np.zeros((A, n), bits)
-    num_gt = np.zeros((K, A), np.int64)
+    num_gt = np.zeros((KG, A), np.int64)
     all_bits = bits(np.bitwise_or.reduce(shifts.ravel())) if T else bits(0)
     for a, (lo, hi) in enumerate(params.area_rng):
         gi = g_ign | (g_area < lo) | (g_area > hi)
-        num_gt[:, a] = np.bincount(g_cat[~gi], minlength=K)
+        num_gt[:, a] = np.bincount(g_cat[~gi], minlength=KG)
         dt_out = (d_area < lo) | (d_area > hi)
         ig_unmatched = dt_out | nel
         ignored[a] = np.where(ig_unmatched, all_bits, bits(0))
@@ -250,6 +257,6 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
         ig = np.where(is_m, gi[np.maximum(m, 0)], ig_unmatched[cand][None, :])
         matched[a, cand] = np.bitwise_or.reduce(np.where(is_m, shifts, bits(0)), axis=0)
         ignored[a, cand] = np.bitwise_or.reduce(np.where(ig, shifts, bits(0)), axis=0)
-    return Matching(det=rows, img=dets.img_idx[rows], cat=dets.cat_idx[rows], score=dets.score[rows],
+    return Matching(det=rows, img=dets.img_idx[rows], cat=d_cat, score=dets.score[rows],
                     rank=rank.astype(np.int64), matched=matched, ignored=ignored, num_gt=num_gt,
                     num_thrs=T)

@@ -15,11 +15,11 @@ import numpy as np
 from . import __version__
 from .accumulate import per_class, pooled
 from .exceptions import Notices
-from .io.gt import FREQUENCIES, GroundTruth, load_gt
+from .io.gt import GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
 from .params import PROTOCOLS, Dataset, IouType, Params, Policy, Protocol
-from .select import cap_per_image, federated_mask, score_order, top_k_per_class
+from .select import agnostic_order, cap_per_image, federated_mask, score_order, top_k_per_class
 
 
 
@@ -28,41 +28,77 @@ def mean_valid(s: np.ndarray) -> float:
     return float(np.mean(v)) if v.size else -1.0
 
 
+def class_groups(gt: GroundTruth, params: Params) -> dict:
+    """Named groups of categories whose figures are reported: the frequency groups r/c/f (keys
+    ``APr``...) when categories carry frequencies, and the user's splits (keys ``AP_<name>``...).
+    Empty under class-agnostic evaluation (one pseudo-class)."""
+    if params.class_agnostic:
+        return {}
+    out = {}
+    if gt.has_frequencies:
+        out.update(gt.freq_groups())
+    for name, spec in params.splits:
+        out["_" + name] = gt.class_indices(spec, what=f"split {name!r}")
+    return out
+
+
+def _thr_index(thr: np.ndarray, t: float) -> np.ndarray:
+    return np.where(t == thr)[0]   # exact, as the references select their AP50 / AP75
+
+
 def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: GroundTruth,
-              recall_by_max_dets: dict | None = None) -> dict:
-    """lvis-api's / pycocotools' summary figures from precision (T,R,K,A) and recall (T,K,A)."""
+              recall_by_max_dets: dict | None = None, groups: dict | None = None,
+              recall_at: dict | None = None) -> dict:
+    """lvis-api's / pycocotools' summary figures from precision (T,R,K,A) and recall (T,K,A).
+
+    ``groups``: :func:`class_groups` (default: computed here); ``recall_by_max_dets``:
+    pycocotools' recall at its smaller maxDets (keys ``AR1``, ``AR10``); ``recall_at``:
+    recall (T, K, A) at each of ``params.max_dets`` (keys ``AR@N``, ``ARs@N``...). Keys of
+    IoU thresholds that are not evaluated (AP50, AP75) are left out.
+    """
     thr = params.iou_thrs
+    groups = class_groups(gt, params) if groups is None else groups
     out = {}
     out["AP"] = mean_valid(precision[:, :, :, 0])
     for name, t in (("AP50", 0.5), ("AP75", 0.75)):
-        out[name] = mean_valid(precision[np.where(t == thr)[0]][:, :, :, 0])
+        tidx = _thr_index(thr, t)
+        if len(tidx):
+            out[name] = mean_valid(precision[tidx][:, :, :, 0])
     for a, lbl in enumerate(params.area_names[1:], 1):
         out["AP" + lbl[0]] = mean_valid(precision[:, :, :, a])
-    if gt.kind == "lvis":
-        for f, cats in gt.freq_groups().items():
-            out["AP" + f] = mean_valid(precision[:, :, cats, 0])
+    for g, cats in groups.items():
+        out["AP" + g] = mean_valid(precision[:, :, cats, 0])
+        if g.startswith("_"):
+            for name, t in (("AP50", 0.5), ("AP75", 0.75)):
+                tidx = _thr_index(thr, t)
+                if len(tidx):
+                    out[name + g] = mean_valid(precision[tidx][:, :, cats, 0])
     if recall_by_max_dets:
         for md, rec in recall_by_max_dets.items():
             out[f"AR{md}"] = mean_valid(rec[:, :, 0])
     out["AR"] = mean_valid(recall[:, :, 0])
     for a, lbl in enumerate(params.area_names[1:], 1):
         out["AR" + lbl[0]] = mean_valid(recall[:, :, a])
+    for n, rec in (recall_at or {}).items():
+        out[f"AR@{n}"] = mean_valid(rec[:, :, 0])
+        for a, lbl in enumerate(params.area_names[1:], 1):
+            out[f"AR{lbl[0]}@{n}"] = mean_valid(rec[:, :, a])
     return out
 
 
 def summarize_pooled(curves: dict, params: Params) -> dict:
-    """AP-Pool figures (AP, AP50, AP75 over all classes; APr/c/f over each frequency pool)."""
+    """AP-Pool figures (AP, AP50, AP75 over all classes; APr/c/f over each frequency pool; AP,
+    AP50, AP75 over each split's pool, keys ``AP_<name>``...)."""
     thr = params.iou_thrs
     out = {}
-    q = curves.get("all")
-    out["AP"] = -1.0 if q is None else float(np.mean(q))
-    for name, t in (("AP50", 0.5), ("AP75", 0.75)):
-        tidx = np.where(t == thr)[0]
-        out[name] = -1.0 if q is None or not len(tidx) else float(np.mean(q[tidx]))
-    for f in FREQUENCIES:
-        if f in curves:
-            qf = curves[f]
-            out["AP" + f] = -1.0 if qf is None else float(np.mean(qf))
+    for pool, q in curves.items():
+        suffix = "" if pool == "all" else pool
+        out["AP" + suffix] = -1.0 if q is None else float(np.mean(q))
+        if pool == "all" or pool.startswith("_"):
+            for name, t in (("AP50", 0.5), ("AP75", 0.75)):
+                tidx = _thr_index(thr, t)
+                if len(tidx):
+                    out[name + suffix] = -1.0 if q is None else float(np.mean(q[tidx]))
     return out
 
 
@@ -138,6 +174,16 @@ class Evaluator:
         self.raw = raw           # the results as loaded, before binding
         self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
         self.order = score_order(dets.score)   # shared by every selection and the matching
+        self.match_order = self.order
+        if self.params.class_agnostic:
+            # pycocotools (useCats = 0) concatenates an image's detections class by class, then
+            # sorts by score (stable): ties go by (category, file order). Under COCO rules its cap
+            # is taken in that order too; lvis-api caps per image at load time, in file order.
+            self.match_order = agnostic_order(dets.cat_idx, dets.score)
+            if gt.kind == "coco":
+                self.order = self.match_order
+        self.groups = class_groups(gt, self.params)
+        self.num_classes = 1 if self.params.class_agnostic else gt.num_categories
 
     @classmethod
     def load(cls, gt: Any, results: Any, params: Params | None = None, *, bar=None) -> "Evaluator":
@@ -170,7 +216,8 @@ class Evaluator:
         n = self.params.max_dets_per_image if n is None else n
         d = self.dets
         # pycocotools caps per image and category, lvis-api per image
-        group = d.img_idx * self.gt.num_categories + d.cat_idx if self.gt.kind == "coco" else d.img_idx
+        per_class_too = self.gt.kind == "coco" and not self.params.class_agnostic
+        group = d.img_idx * self.gt.num_categories + d.cat_idx if per_class_too else d.img_idx
         return cap_per_image(group, d.score, n, self.order)
 
     def fixed_selection(self, k: int | None = None) -> np.ndarray:
@@ -178,28 +225,58 @@ class Evaluator:
         return top_k_per_class(self.dets.cat_idx, self.dets.score, k, self.order)
 
     def matching_for(self, selection: np.ndarray) -> Matching:
-        return match(self.gt, self.dets, selection & self.fed, self.params, self.order)
+        return match(self.gt, self.dets, selection & self.fed, self.params, self.match_order)
 
     def accumulate(self, m: Matching, selection: np.ndarray | None):
         sub = None if selection is None else selection[m.det]
-        return per_class(m, sub, self.params, self.gt.num_categories)
+        return per_class(m, sub, self.params, self.num_classes)
+
+    def recall_limits(self) -> tuple:
+        """The detection limits of ``params.max_dets`` whose recall is reported (``AR@N``)."""
+        p = self.params
+        if p.max_dets is None:
+            return ()
+        return p.coco_max_dets if self.gt.kind == "coco" else p.max_dets
 
     def selections(self, protocols: Iterable[str], old: np.ndarray | None = None):
         """(AP-Old's, AP-Fixed's) selections for ``protocols``, empty where not needed (AP-Fixed's is
-        also AP-Pool's). ``old`` replaces AP-Old's own cap (a sharded run derives it globally)."""
+        also AP-Pool's). ``old`` replaces AP-Old's own cap (a sharded run derives it globally).
+        AP-Old's selection covers the largest limit of ``params.max_dets`` too."""
         none = np.zeros(len(self.dets), bool)
-        sel_old = (self.old_selection() if old is None else old) if "old" in protocols else none
+        sel_old = none
+        if "old" in protocols:
+            sel_old = self.old_selection() if old is None else old
+            limits = self.recall_limits()
+            n = self.params.max_dets_per_image
+            if old is None and limits and self.gt.kind == "lvis" and n is not None and 0 <= n < max(limits):
+                sel_old = sel_old | self.old_selection(max(limits))
         sel_fixed = self.fixed_selection() if ("fixed" in protocols or "pooled" in protocols) else none
         return sel_old, sel_fixed
 
     def summarize_selection(self, m: Matching, selection: np.ndarray | None, coco_ar: bool = False):
-        sub = None if selection is None else selection[m.det]
-        prec, rec, by_md = selection_curves(m, sub, self.params, self.gt.num_categories,
+        """Summary figures, precision and recall of rows ``selection``; with ``coco_ar`` (AP-Old)
+        pycocotools' smaller maxDets and the recall at each of ``params.max_dets``."""
+        if coco_ar and self.gt.kind == "lvis" and self.recall_limits():
+            cap = self.old_selection()      # AP itself at the cap; recall at each limit
+            sub = (selection & cap)[m.det] if selection is not None else cap[m.det]
+        else:
+            sub = None if selection is None else selection[m.det]
+        prec, rec, by_md = selection_curves(m, sub, self.params, self.num_classes,
                                             coco_ar and self.gt.kind == "coco")
-        return summarize(prec, rec, self.params, self.gt, by_md), prec, rec
+        recall_at = {}
+        if coco_ar:
+            for n in self.recall_limits():
+                if self.gt.kind == "coco":
+                    recall_at[n] = rec if n == self.params.max_dets_per_image else by_md[n]
+                else:
+                    rows = self.old_selection(n)
+                    rows = rows if selection is None else rows & selection
+                    recall_at[n] = per_class(m, rows[m.det], self.params, self.num_classes)[1]
+        return summarize(prec, rec, self.params, self.gt, by_md, self.groups, recall_at), prec, rec
 
     def pooled_curves(self, m: Matching, selection: np.ndarray | None) -> dict:
-        return pooled_curves(self.gt, self.params, m, None if selection is None else selection[m.det])
+        return pooled_curves(self.gt, self.params, m, None if selection is None else selection[m.det],
+                             self.groups, self.num_classes)
 
 
 def selection_curves(m: Matching, subset: np.ndarray | None, params: Params, num_cats: int, coco_ar: bool):
@@ -212,11 +289,12 @@ def selection_curves(m: Matching, subset: np.ndarray | None, params: Params, num
     return prec, rec, by_md
 
 
-def pooled_curves(gt: GroundTruth, params: Params, m: Matching, subset: np.ndarray | None) -> dict:
-    """AP-Pool curves of every pool (all; r/c/f under LVIS rules) over rows ``subset`` of ``m``."""
-    pools = {"all": np.arange(gt.num_categories)}
-    if gt.kind == "lvis":
-        pools.update(gt.freq_groups())
+def pooled_curves(gt: GroundTruth, params: Params, m: Matching, subset: np.ndarray | None,
+                  groups: dict | None = None, num_classes: int | None = None) -> dict:
+    """AP-Pool curves of every pool (all; r/c/f when categories carry frequencies; each split) over
+    rows ``subset`` of ``m``."""
+    pools = {"all": np.arange(gt.num_categories if num_classes is None else num_classes)}
+    pools.update(class_groups(gt, params) if groups is None else groups)
     return {name: pooled(m, subset, cats, params) for name, cats in pools.items()}
 
 
@@ -239,18 +317,59 @@ def class_ap(precision: np.ndarray) -> np.ndarray:
     return np.where(valid, pr.mean(axis=(0, 1)), -1.0)
 
 
-def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, result: EvalResult) -> list:
-    """The ``per_class`` rows: counts per category and each protocol's class AP (-1 if undefined)."""
-    K = gt.num_categories
-    rows = []
-    aps = {p: class_ap(result.precision[p]) for p in ("old", "fixed") if p in result.precision}
-    for k in range(K):
-        r = {"category_id": int(gt.cat_ids[k]), "name": gt.cat_names[k], "frequency": str(gt.cat_freq[k]),
-             "num_gt": int(num_gt[k]), "num_dets": int(num_dets[k])}
-        for p in ("old", "fixed"):
-            if p in aps:
-                r["AP_" + p] = float(aps[p][k])
-        rows.append(r)
+def class_figures(precision: np.ndarray, recall: np.ndarray, params: Params) -> dict:
+    """Per-class AP, AP50, AP75, AP per area range and AR, each (K,), -1 where undefined."""
+    def mean_or_undef(x: np.ndarray, axes) -> np.ndarray:
+        valid = (x > -1).all(axis=axes)
+        return np.where(valid, x.mean(axis=axes), -1.0)
+
+    out = {"AP": class_ap(precision)}
+    for name, t in (("AP50", 0.5), ("AP75", 0.75)):
+        tidx = _thr_index(params.iou_thrs, t)
+        if len(tidx):
+            out[name] = mean_or_undef(precision[tidx][:, :, :, 0], (0, 1))
+    for a, lbl in enumerate(params.area_names[1:], 1):
+        out["AP" + lbl[0]] = mean_or_undef(precision[:, :, :, a], (0, 1))
+    out["AR"] = mean_or_undef(recall[:, :, 0], (0,))
+    return out
+
+
+def true_positives(m: Matching, selection: np.ndarray | None, num_cats: int, t: int = 0) -> np.ndarray:
+    """Matched, non-ignored detections per class at IoU threshold ``t`` (area 'all') among rows
+    ``selection`` (a mask over the bound detections)."""
+    bit = m.matched.dtype.type(1) << m.matched.dtype.type(t)
+    tp = ((m.matched[0] & bit) != 0) & ((m.ignored[0] & bit) == 0)
+    if selection is not None:
+        tp &= selection[m.det]
+    return np.bincount(m.cat[tp], minlength=num_cats)
+
+
+def per_class_table(gt: GroundTruth, num_dets: np.ndarray, num_gt: np.ndarray, result: EvalResult,
+                    tp: dict | None = None) -> list:
+    """The ``per_class`` rows: counts per category and each protocol's class AP (-1 if undefined);
+    with ``params.per_class_metrics`` also AP50, AP75, AP per area, AR and the true positives at
+    IoU 0.5 (``tp``: protocol -> counts) of every protocol."""
+    params = result.params
+    detailed = params.per_class_metrics
+    protos = [p for p in ("old", "fixed") if p in result.precision]
+    figs = {p: (class_figures(result.precision[p], result.recall[p], params) if detailed
+                else {"AP": class_ap(result.precision[p])}) for p in protos}
+    if params.class_agnostic:   # one pseudo-class: every category together
+        rows = [{"category_id": -1, "name": "(all classes, class-agnostic)", "frequency": "",
+                 "num_gt": int(num_gt.sum()), "num_dets": int(num_dets.sum())}]
+        K = 1
+    else:
+        K = gt.num_categories
+        rows = [{"category_id": int(gt.cat_ids[k]), "name": gt.cat_names[k], "frequency": str(gt.cat_freq[k]),
+                 "num_gt": int(num_gt[k]), "num_dets": int(num_dets[k])} for k in range(K)]
+    for p in protos:
+        for key, vals in figs[p].items():
+            col = key + "_" + p
+            for k in range(K):
+                rows[k][col] = float(vals[k])
+        if detailed and tp is not None and p in tp:
+            for k in range(K):
+                rows[k]["TP50_" + p] = int(tp[p][k])
     return rows
 
 
@@ -329,5 +448,10 @@ def evaluate_loaded(ev: "Evaluator", bar=None) -> EvalResult:
         res.pooled_precision = ev.pooled_curves(m, sel_fixed)
         res.pooled = summarize_pooled(res.pooled_precision, params)
         bar.done()
-    res.per_class = per_class_table(g, num_dets, m.num_gt[:, 0], res)
+    tp = None
+    if params.per_class_metrics:
+        sel_cap = sel_old & ev.old_selection() if "old" in protocols else sel_old   # the cap, not AR's limits
+        tp = {p: true_positives(m, sel, ev.num_classes) for p, sel in (("old", sel_cap), ("fixed", sel_fixed))
+              if p in res.precision}
+    res.per_class = per_class_table(g, num_dets, m.num_gt[:, 0], res, tp)
     return res

@@ -77,17 +77,25 @@ class Params:
     iou_thresholds: tuple[float, ...] = IOU_THRS
     rec_thresholds: tuple[float, ...] = REC_THRS
     area_ranges: tuple[tuple[str, float, float], ...] = AREA_RANGES
-    coco_max_dets: tuple[int, ...] = field(default=COCO_MAX_DETS)
+    max_dets: tuple[int, ...] | None = None
+    class_agnostic: bool = False
+    splits: tuple[tuple[str, str], ...] = ()
+    per_class_metrics: bool = False
+    coco_max_dets: tuple[int, ...] = field(default=COCO_MAX_DETS, init=False)
 
     def __post_init__(self) -> None:
         _normalise(self)
         _validate(self)
+        limits = self.max_dets if self.max_dets is not None else COCO_MAX_DETS
         if self.dataset is not None and self.max_dets_per_image is None:
-            default = LVIS_MAX_DETS_PER_IMAGE if self.dataset == "lvis" else self.coco_max_dets[-1]
+            if self.max_dets is not None:
+                default = self.max_dets[-1]   # as pycocotools: AP at the largest limit
+            else:
+                default = LVIS_MAX_DETS_PER_IMAGE if self.dataset == "lvis" else COCO_MAX_DETS[-1]
             object.__setattr__(self, "max_dets_per_image", default)
         if self.dataset == "coco":
             n = self.max_dets_per_image
-            object.__setattr__(self, "coco_max_dets", tuple(m for m in self.coco_max_dets[:-1] if m < n) + (n,))
+            object.__setattr__(self, "coco_max_dets", tuple(m for m in limits[:-1] if m < n) + (n,))
 
     # ---- derived views ----------------------------------------------------------------------
     def resolve(self, dataset: str) -> "Params":
@@ -127,7 +135,11 @@ class Params:
                 **({"coco_max_dets": list(self.coco_max_dets)} if self.dataset == "coco" else {}),
                 "iou_thrs": [round(float(t), 10) for t in self.iou_thrs],
                 "num_rec_thrs": len(self.rec_thrs),
-                "area_rng": {name: [float(lo), float(hi)] for name, lo, hi in self.area_ranges}}
+                "area_rng": {name: [float(lo), float(hi)] for name, lo, hi in self.area_ranges},
+                **({"max_dets": list(self.max_dets)} if self.max_dets is not None else {}),
+                **({"class_agnostic": True} if self.class_agnostic else {}),
+                **({"splits": {name: spec for name, spec in self.splits}} if self.splits else {}),
+                **({"per_class_metrics": True} if self.per_class_metrics else {})}
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -151,7 +163,16 @@ def _normalise(p: Params) -> None:
         set_(p, "protocols", tuple(p.protocols))
     set_(p, "iou_thresholds", _floats("iou_thresholds", p.iou_thresholds))
     set_(p, "rec_thresholds", _floats("rec_thresholds", p.rec_thresholds))
-    set_(p, "coco_max_dets", tuple(p.coco_max_dets))
+    if p.max_dets is not None:
+        if isinstance(p.max_dets, str):
+            set_(p, "max_dets", tuple(int(x) for x in p.max_dets.split(",") if x.strip()))
+        else:
+            set_(p, "max_dets", tuple(p.max_dets))
+    splits = p.splits.items() if isinstance(p.splits, dict) else p.splits
+    try:
+        set_(p, "splits", tuple((str(n), str(v)) for n, v in splits))
+    except (TypeError, ValueError):
+        raise OptionError("splits", f"expected (name, classes) pairs, got {p.splits!r}") from None
     ranges = []
     for r in p.area_ranges:
         try:
@@ -194,13 +215,28 @@ def _validate(p: Params) -> None:
     names = [n for n, _, _ in p.area_ranges]
     if len(set(names)) != len(names) or not all(names):
         raise OptionError("area_ranges", f"names must be non-empty and distinct, got {names}")
+    initials = [n[0] for n in names[1:]]   # the first range is AP's own; the others key AP<initial>
+    if len(set(initials)) != len(initials) or set(initials) & {"r", "c", "f", "_"}:
+        raise OptionError("area_ranges", "after the first, names must start with distinct letters other than "
+                          f"r, c, f (keys AP<initial>, APr/APc/APf are the frequency groups), got {names}")
     for name, lo, hi in p.area_ranges:
         if not (math.isfinite(lo) and lo >= 0 and hi >= lo) or math.isnan(hi):
             raise OptionError("area_ranges", f"range {name!r} must have 0 <= low <= high, got {lo}:{hi}")
-    if not p.coco_max_dets or not all(_is_int(m) and m > 0 for m in p.coco_max_dets):
-        raise OptionError("coco_max_dets", f"expected positive integers, got {list(p.coco_max_dets)}")
-    if list(p.coco_max_dets) != sorted(set(p.coco_max_dets)):
-        raise OptionError("coco_max_dets", f"expected increasing values, got {list(p.coco_max_dets)}")
+    if p.max_dets is not None:
+        if not p.max_dets or not all(_is_int(m) and m > 0 for m in p.max_dets):
+            raise OptionError("max_dets", f"expected positive integers, got {list(p.max_dets)}")
+        if list(p.max_dets) != sorted(set(p.max_dets)):
+            raise OptionError("max_dets", f"expected strictly increasing values, got {list(p.max_dets)}")
+    if not isinstance(p.class_agnostic, bool):
+        raise OptionError("class_agnostic", f"expected True or False, got {p.class_agnostic!r}")
+    if not isinstance(p.per_class_metrics, bool):
+        raise OptionError("per_class_metrics", f"expected True or False, got {p.per_class_metrics!r}")
+    names = [n for n, _ in p.splits]
+    if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() for n in names):
+        raise OptionError("splits", f"split names must be distinct words (letters, digits, _), got {names}")
+    for n, spec in p.splits:
+        if not spec.strip():
+            raise OptionError("splits", f"split {n!r} names no classes")
 
 
 def _thresholds(name: str, v: tuple[float, ...], low_open: bool) -> None:

@@ -105,3 +105,10 @@ def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def class_subset_mask(cat_idx: np.ndarray, keep_cats: np.ndarray) -> np.ndarray:
     """Rows whose category index is in ``keep_cats``."""
     return np.isin(cat_idx, keep_cats)
+
+
+def agnostic_order(cat_idx: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Indices by descending score, ties by category index, then index: the order pycocotools
+    gives an image's detections when it evaluates class-agnostically (``useCats = 0``)."""
+    by_cat = np.argsort(_small_int(cat_idx), kind="stable")
+    return by_cat[np.argsort(-score[by_cat], kind="stable")]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -207,9 +206,8 @@ class Session:
         cats = np.asarray(cats, np.int64)
         p, r = self.precision(sel)
         freq = self.gt.cat_freq[cats]
-        shim = SimpleNamespace(kind=self.gt.kind,
-                               freq_groups=lambda: {f: np.flatnonzero(freq == f) for f in FREQUENCIES})
-        return summarize(p[:, :, cats, :], r[:, cats, :], self.params, shim)
+        groups = {f: np.flatnonzero(freq == f) for f in FREQUENCIES} if self.gt.has_frequencies else {}
+        return summarize(p[:, :, cats, :], r[:, cats, :], self.params, self.gt, groups=groups)
 
     def num_gt(self) -> np.ndarray:
         """Non-ignored ground-truth instances per class (area 'all')."""

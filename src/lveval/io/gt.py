@@ -70,11 +70,48 @@ class GroundTruth:
         """Category indices of each frequency group r/c/f."""
         return {f: np.flatnonzero(self.cat_freq == f) for f in FREQUENCIES}
 
+    @property
+    def has_frequencies(self) -> bool:
+        """True when categories carry LVIS frequencies (r/c/f figures are reported)."""
+        return bool(np.isin(self.cat_freq, FREQUENCIES).any())
+
+    def class_indices(self, spec: str, *, what: str = "split") -> np.ndarray:
+        """Category indices named by ``spec``: tokens joined by '+' (a union), each 'r', 'c' or 'f',
+        a file of category ids or names (one a line), or comma-separated ids or names. Names match
+        case-insensitively, spaces and underscores alike. InputError for a class the GT lacks."""
+        by_name = {_norm_name(n): k for k, n in enumerate(self.cat_names)}
+        out: list[int] = []
+        for token in (t.strip() for t in str(spec).split("+")):
+            if not token:
+                continue
+            if token in FREQUENCIES:
+                out.extend(np.flatnonzero(self.cat_freq == token).tolist())
+                continue
+            if os.path.isfile(token):
+                with open(token, encoding="utf-8") as f:
+                    items = [(ln.strip(), f"{token}: line {i}") for i, ln in enumerate(f, 1) if ln.strip()]
+            else:
+                items = [(x.strip(), what) for x in token.split(",") if x.strip()]
+            for item, where in items:
+                k = by_name.get(_norm_name(item))
+                if k is None and item.lstrip("-").isdigit():
+                    idx, ok = self.category_index(np.array([int(item)]))
+                    k = int(idx[0]) if ok[0] else None
+                if k is None:
+                    raise InputError(f"{where}: unknown class {item!r} (not a category name or id of the "
+                                     "ground truth)", path=self.path)
+                out.append(k)
+        return np.unique(np.asarray(out, np.int64))
+
     def rles(self) -> list:
         """Compressed RLE of every annotation (polygons and uncompressed RLE converted)."""
         if self._rles is None:
             self._rles = _annotation_rles(self)
         return self._rles
+
+
+def _norm_name(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").split())
 
 
 def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
