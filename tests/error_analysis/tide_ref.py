@@ -13,21 +13,26 @@ TIDE_NAMES = {"Cls": "cls", "Loc": "loc", "Both": "both", "Dupe": "dupe", "Bkg":
 
 def run_tidecv(gt: dict, results: list, mode: str = "bbox") -> dict:
     from tidecv import TIDE
+    from tidecv import functions as tf
     from tidecv.data import Data
 
     g = Data("gt", max_dets=10 ** 9)
+    size = {}
     for im in gt["images"]:
         g.add_image(im["id"], im.get("file_name", str(im["id"])))
+        size[im["id"]] = (im["width"], im["height"])
     for c in gt["categories"]:
         g.add_class(c["id"], c["name"])
     for a in gt["annotations"]:
+        mask = tf.toRLE(a["segmentation"], *size[a["image_id"]]) if mode == "segm" else None
         if a.get("iscrowd", 0):
-            g.add_ignore_region(a["image_id"], a["category_id"], a["bbox"], None)
+            g.add_ignore_region(a["image_id"], a["category_id"], a["bbox"], mask)
         else:
-            g.add_ground_truth(a["image_id"], a["category_id"], a["bbox"], None)
+            g.add_ground_truth(a["image_id"], a["category_id"], a["bbox"], mask)
     p = Data("results")
     for d in results:
-        p.add_detection(d["image_id"], d["category_id"], d["score"], d["bbox"], None)
+        p.add_detection(d["image_id"], d["category_id"], d["score"], d.get("bbox"),
+                        d["segmentation"] if mode == "segm" else None)
     t = TIDE(mode=TIDE.BOX if mode == "bbox" else TIDE.MASK)
     run = t.evaluate(g, p, name="r")
     det_type = [None] * len(results)
@@ -98,8 +103,8 @@ def random_coco(seed: int, n_images: int = 12, n_cats: int = 6, crowd: float = 0
         # else: missed
         if rng.random() < 0.2:
             dets.append({"image_id": im, "category_id": c, "bbox": jitter(b, 0.08)})       # duplicate
-        if rng.random() < 0.15:
-            dets.append({"image_id": im, "category_id": int(rng.choice(cat_ids)), "bbox": jitter(b, 0.5)})
+        for _ in range(int(rng.random() < 0.3) + int(rng.random() < 0.15)):    # stray, often on one object
+            dets.append({"image_id": im, "category_id": int(rng.choice(cat_ids)), "bbox": jitter(b, 0.35)})
     for im in images:                                                                       # background
         for _ in range(int(rng.integers(0, 3))):
             dets.append({"image_id": im["id"], "category_id": int(rng.choice(cat_ids)), "bbox": box()})

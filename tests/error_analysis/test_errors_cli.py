@@ -1,0 +1,60 @@
+"""``lveval errors`` on the command line and ``lveval.errors`` as a function."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import lveval
+from lveval.error_analysis import TYPES
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    import lveval.cli as cli
+    from lveval.error_analysis.cli import register_cli
+
+    monkeypatch.setattr(cli, "_load_extensions", lambda: None)
+    monkeypatch.setattr(cli, "_EXTENSIONS", [register_cli])
+
+    def run(*args):
+        rc = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    return run
+
+
+def test_top_level_function_is_callable_and_exceptions_still_resolve(coco_paths):
+    import lveval.errors as exc_module   # noqa: F401 -- importing the exception module must not shadow it
+    r = lveval.errors(coco_paths["gt"], coco_paths["bbox"], protocols=["fixed"])
+    assert set(r.figures) == {"fixed"}
+    assert lveval.errors.InputError.__module__ == "lveval.errors"
+
+
+def test_demo_json_layout_and_html(run_cli, tmp_path):
+    out, html_dir = tmp_path / "e.json", tmp_path / "html"
+    rc, text, err = run_cli("errors", "--demo", "--json", out, "--html", html_dir, "--quiet")
+    assert rc == 0 and "AP-Fixed selection" in text and "AP-Old selection" in text
+    d = json.loads(out.read_text())
+    for sel in ("fixed", "old"):
+        f = d[sel]
+        assert set(f["dAP"]) == set(TYPES) and set(f["counts"]) == set(TYPES)
+        assert set(f["dAP_special"]) == {"fp", "fn"}
+        assert set(f["by_frequency"]) == {"r", "c", "f"}
+        assert set(f["by_frequency"]["c"]["dAP"]) == set(TYPES)
+        assert f["confusions"] and {"detected", "true", "count", "dAP"} <= set(f["confusions"][0])
+        assert 0 <= f["AP50"] <= 1
+    page = (html_dir / "errors.html").read_text()
+    assert 'class="sortable"' in page and "FalseNeg" in page and "baby" in page
+
+
+def test_one_protocol_and_bad_input(run_cli, tmp_path, coco_paths):
+    out = tmp_path / "e.json"
+    rc, text, _ = run_cli("errors", coco_paths["gt"], coco_paths["bbox"], "--protocol", "old", "--json", out)
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert "old" in d and "fixed" not in d and d["old"]["by_frequency"] == {}
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "x"}]')
+    rc, _, err = run_cli("errors", coco_paths["gt"], bad)
+    assert rc == 2 and "score" in err and err.count("\n") == 1
