@@ -36,7 +36,7 @@ DET_TYPES = TYPES[:5]
 NONE = -1                      # code of "no error" (true positive, or not evaluated)
 CODE = {t: i for i, t in enumerate(TYPES)}
 POS_THR, BKG_THR = 0.5, 0.1    # TIDE's foreground and background IoU
-_PAIR_CHUNK = 4_000_000
+_PAIR_CHUNK = 1_000_000     # pairs per chunk of the same-image pass: bounds its memory (~100 MB)
 
 
 @dataclass

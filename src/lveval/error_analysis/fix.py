@@ -23,6 +23,8 @@ import numpy as np
 from ..accumulate import pr_curve
 from .assign import CODE, Assignment
 
+_STACK_CELLS = 4_000_000   # bound on the padded (classes x detections) block of one pr_curve call
+
 
 @dataclass
 class Fix:
@@ -49,15 +51,31 @@ class Oracle:
         ks = np.arange(num_cats)
         self.lo, self.hi = np.searchsorted(cats, ks, "left"), np.searchsorted(cats, ks, "right")
         self.base = np.full(num_cats, -1.0)
-        for k in np.flatnonzero(a.num_gt > 0):
-            self.base[k] = self._ap(self.order[self.lo[k]:self.hi[k]], a.tp[self.order[self.lo[k]:self.hi[k]]],
-                                    int(a.num_gt[k]), False)
+        ks = np.flatnonzero(a.num_gt > 0)
+        self.base[ks] = self._aps([a.tp[self.order[self.lo[k]:self.hi[k]]] for k in ks], a.num_gt[ks])
 
-    def _ap(self, pos: np.ndarray, tp: np.ndarray, num_gt: int, fp_last: bool) -> float:
-        if num_gt <= 0:
-            return -1.0
-        q, _ = pr_curve(tp[None], ~tp[None], num_gt, self.rec_thrs)
-        return float(q.mean())
+    def _aps(self, flags: list, num_gt: np.ndarray) -> np.ndarray:
+        """AP50 of each ranked true-positive flag array (one per class) with its ground-truth count;
+        -1 where the count is 0. Curves of similar length are stacked into one ``pr_curve`` call,
+        padded at the end with rows that are neither true nor false positives (they change no
+        precision at any recall reached)."""
+        out = np.full(len(flags), -1.0)
+        lens = np.array([len(f) for f in flags], np.int64)
+        ok = np.asarray(num_gt) > 0
+        width = np.where(lens > 0, 1 << np.ceil(np.log2(np.maximum(lens, 1))).astype(np.int64), 1)
+        for w in np.unique(width[ok]):
+            rows = np.flatnonzero(ok & (width == w))
+            for chunk in np.array_split(rows, max(1, int(len(rows) * w // _STACK_CELLS) + 1)):
+                if not len(chunk):
+                    continue
+                tp = np.zeros((len(chunk), w), bool)
+                real = np.zeros((len(chunk), w), bool)
+                for r, i in enumerate(chunk):
+                    tp[r, :lens[i]] = flags[i]
+                    real[r, :lens[i]] = True
+                q, _ = pr_curve(tp, real & ~tp, np.asarray(num_gt)[chunk], self.rec_thrs)
+                out[chunk] = q.mean(axis=1)
+        return out
 
     def apply(self, fix: Fix) -> np.ndarray:
         """Per-class AP50 (K,) after ``fix`` (-1 where a class has no ground truth left)."""
@@ -81,6 +99,7 @@ class Oracle:
             ao = np.argsort(add_cat, kind="stable")
             add_pos, add_cat = add_pos[ao], add_cat[ao]
         a_lo, a_hi = np.searchsorted(add_cat, ks, "left"), np.searchsorted(add_cat, ks, "right")
+        flags = []
         for k, al, ah in zip(ks, a_lo, a_hi):
             seg = self.order[self.lo[k]:self.hi[k]]
             seg = seg[~remove[seg]]
@@ -89,12 +108,12 @@ class Oracle:
                 extra = add_pos[al:ah]
                 seg = np.r_[seg, extra]
                 tp = np.r_[tp, np.ones(len(extra), bool)]
-                o = np.lexsort((seg, -m.score[seg]))      # same ranking: -score, then matching order
-                seg, tp = seg[o], tp[o]
+                tp = tp[np.lexsort((seg, -m.score[seg]))]      # same ranking: -score, then matching order
             if fix.fp_last:
-                o = np.argsort(~tp, kind="stable")
-                seg, tp = seg[o], tp[o]
-            out[k] = self._ap(seg, tp, int(num_gt[k]), fix.fp_last)
+                tp = np.sort(tp)[::-1]                         # true positives first
+            flags.append(tp)
+        if len(ks):
+            out[ks] = self._aps(flags, num_gt[ks])
         return out
 
 
