@@ -27,15 +27,15 @@ def test_fixing_everything_gives_ap_one_generated(seed):
     rep = errors(gt, res)
     for sel in ("fixed", "old"):
         assert rep[sel]["AP50"] < 1
-        assert _all_fixed_ap(rep, sel) == 1.0
+        assert _all_fixed_ap(rep, sel) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_fixing_everything_gives_ap_one_bundled(coco_paths):
     rep = errors(coco_paths["gt"], coco_paths["bbox"])
-    assert _all_fixed_ap(rep, "fixed") == 1.0 and _all_fixed_ap(rep, "old") == 1.0
+    assert _all_fixed_ap(rep, "fixed") == pytest.approx(1.0, abs=1e-12) == _all_fixed_ap(rep, "old")
     from lveval.simulate import simulate
     rep = errors(lveval.data_path(), simulate(lveval.data_path(), seed=1, candidates_per_image=200))
-    assert _all_fixed_ap(rep, "fixed") == 1.0 and _all_fixed_ap(rep, "old") == 1.0
+    assert _all_fixed_ap(rep, "fixed") == pytest.approx(1.0, abs=1e-12) == _all_fixed_ap(rep, "old")
 
 
 def test_perfect_detector_has_no_errors():

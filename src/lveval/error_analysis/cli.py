@@ -23,7 +23,7 @@ def text_report(fig: dict, selection: str, limit: int = 10) -> str:
              "  count  " + "".join(f" {fig['counts'][t]:6d}" for t in TYPES)]
     for g, b in fig["by_frequency"].items():
         lines.append(f"  {g}: AP50 {_pts(b['AP50']).strip():>6} dAP" + "".join(f" {_pts(b['dAP'][t])}" for t in TYPES)
-                     + f"   ({b['num_classes']} classes)")
+                     + f"   ({b['num_classes']} class{'' if b['num_classes'] == 1 else 'es'})")
     cb = fig.get("confusion_by_frequency") or {}
     if cb:
         lines.append("  classification errors, true group -> detected group: "
