@@ -58,3 +58,14 @@ def test_one_protocol_and_bad_input(run_cli, tmp_path, coco_paths):
     bad.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": "x"}]')
     rc, _, err = run_cli("errors", coco_paths["gt"], bad)
     assert rc == 2 and "score" in err and err.count("\n") == 1
+
+
+def test_report_errors_section(tmp_path, coco_paths):
+    from lveval.report.build import build_report
+
+    page = build_report(coco_paths["gt"], coco_paths["bbox"], str(tmp_path), errors=True,
+                        protocols=["old", "fixed"])
+    text = open(page).read()
+    assert 'href="#errors-fixed"' in text and 'id="errors-old"' in text
+    d = json.loads((tmp_path / "errors.json").read_text())
+    assert d["fixed"]["counts"] == lveval.errors(coco_paths["gt"], coco_paths["bbox"])["fixed"]["counts"]

@@ -67,7 +67,8 @@ def _confusion_table(fig: dict) -> str:
     for c in fig["confusions"]:
         rows.append("<tr>" + _cell(c["detected_name"]) + _cell(", ".join(c["detected_synonyms"]))
                     + _cell(c["true_name"]) + _cell(", ".join(c["true_synonyms"]))
-                    + _cell(f"{c['detected_frequency'] or '-'} &larr; {c['true_frequency'] or '-'}")
+                    + _cell(f"{c['detected_frequency']}<-{c['true_frequency']}",
+                            f"{c['detected_frequency'] or '-'} &larr; {c['true_frequency'] or '-'}")
                     + _cell(c["count"]) + _cell(_num(c["dAP"]), _pts(c["dAP"])) + "</tr>")
     if not rows:
         return '<p class="note">No classification errors.</p>'
