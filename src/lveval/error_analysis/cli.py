@@ -29,7 +29,7 @@ def text_report(fig: dict, selection: str, limit: int = 10) -> str:
         lines.append("  classification errors, true group -> detected group: "
                      + ", ".join(f"{t}->{d} {cb[t][d]['count']}" for t in cb for d in cb[t]))
     if fig["confusions"]:
-        lines.append(f"  top confusions (detected <- true: count, dAP):")
+        lines.append("  top confusions (detected <- true: count, dAP):")
         for c in fig["confusions"][:limit]:
             lines.append(f"    {c['detected_name']} <- {c['true_name']}: {c['count']}, {_pts(c['dAP']).strip()}")
     return "\n".join(lines)
