@@ -47,7 +47,7 @@ def base_scene(n_images: int = 8, n_cats: int = 4, per_image: int = 5, seed: int
 
 
 def strip(gt: dict) -> dict:
-    """The ground truth without the helper's 'cell' field."""
+    """The ground truth without the scene builder's 'cell' field."""
     return {**gt, "annotations": [{k: v for k, v in a.items() if k != "cell"} for a in gt["annotations"]]}
 
 
