@@ -28,12 +28,13 @@ _LAZY = {
     "load_gt": "lveval.io.gt", "GroundTruth": "lveval.io.gt",
     "load_results": "lveval.io.results", "Detections": "lveval.io.results",
     "TopKPerClass": "lveval.topk",
+    "errors": "lveval.error_analysis.core",
     "LvevalError": "lveval.exceptions", "InputError": "lveval.exceptions",
     "OptionError": "lveval.exceptions", "ResourceError": "lveval.exceptions",
 }
 
 __all__ = ["__version__", "data_path", "evaluate", "EvalResult", "Evaluator", "Params", "load_gt", "GroundTruth",
-           "load_results", "Detections", "TopKPerClass", "LvevalError", "InputError", "OptionError", "ResourceError"]
+           "load_results", "Detections", "TopKPerClass", "errors", "LvevalError", "InputError", "OptionError", "ResourceError"]
 
 if TYPE_CHECKING:   # for type checkers and editors; at run time the module __getattr__ imports them
     from .exceptions import InputError, LvevalError, OptionError, ResourceError
@@ -41,6 +42,7 @@ if TYPE_CHECKING:   # for type checkers and editors; at run time the module __ge
     from .io.results import Detections, load_results
     from .metrics import EvalResult, Evaluator, evaluate
     from .params import Params
+    from .error_analysis.core import errors
     from .topk import TopKPerClass
 
 

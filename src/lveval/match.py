@@ -42,6 +42,7 @@ class Matching:
     ignored: np.ndarray    # (A, n) bit t: ignored at IoU threshold t
     num_gt: np.ndarray     # (K, A) non-ignored ground truth per category and area range
     num_thrs: int
+    gt_index: np.ndarray | None = None   # (T, n) matched annotation (area 'all'), -1; with match(gt_index=True)
     _pool_order: np.ndarray | None = None
     _class_order: np.ndarray | None = None
 
@@ -197,10 +198,12 @@ def group_order(dets, selection: np.ndarray, order: np.ndarray | None = None,
     return refine(o, dets.img_idx)
 
 
-def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | None = None) -> Matching:
+def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | None = None,
+          gt_index: bool = False) -> Matching:
     """Match the detections in boolean ``selection`` (selected, federated-filtered) against ``gt``.
 
     ``order``: a precomputed score order of all detections (see ``select.score_order``).
+    ``gt_index``: also record which annotation each row matched in area range 'all' (error analysis).
     """
     K = gt.num_categories
     agnostic = bool(getattr(params, "class_agnostic", False))
@@ -244,6 +247,7 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
     ignored = np.zeros((A, n), bits)
     num_gt = np.zeros((KG, A), np.int64)
     all_bits = bits(np.bitwise_or.reduce(shifts.ravel())) if T else bits(0)
+    g_index = np.full((T, n), -1, np.int64) if gt_index else None
     for a, (lo, hi) in enumerate(params.area_rng):
         gi = g_ign | (g_area < lo) | (g_area > hi)
         num_gt[:, a] = np.bincount(g_cat[~gi], minlength=KG)
@@ -254,9 +258,11 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
             continue
         m = greedy_match(pdc, pg, iou, ~gi, g_crowd, thr_eff, nc, NG)  # (T, nc)
         is_m = m >= 0
+        if g_index is not None and a == 0:
+            g_index[:, cand] = np.where(is_m, gorder[np.maximum(m, 0)], -1)
         ig = np.where(is_m, gi[np.maximum(m, 0)], ig_unmatched[cand][None, :])
         matched[a, cand] = np.bitwise_or.reduce(np.where(is_m, shifts, bits(0)), axis=0)
         ignored[a, cand] = np.bitwise_or.reduce(np.where(ig, shifts, bits(0)), axis=0)
     return Matching(det=rows, img=dets.img_idx[rows], cat=d_cat, score=dets.score[rows],
                     rank=rank.astype(np.int64), matched=matched, ignored=ignored, num_gt=num_gt,
-                    num_thrs=T)
+                    num_thrs=T, gt_index=g_index)

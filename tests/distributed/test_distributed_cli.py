@@ -3,7 +3,7 @@ import argparse
 import json
 
 from lveval import cli
-import lveval.cli.core
+import lveval.cli.core  # noqa: F401 - cli.core.cmd_evaluate below
 from lveval.cli import distributed as dcli
 from lveval.cli.options import common, eval_options
 from lveval.simulate import simulate

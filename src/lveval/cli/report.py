@@ -10,7 +10,7 @@ def _cmd_report(a) -> int:
     classes = [c for c in a.classes.split(",") if c.strip()] if a.classes else None
     try:
         path = build_report(a.gt, a.results, a.out, classes=classes, calibration=a.calibration,
-                            protocols=protocols, **a._eval_kwargs(a))
+                            errors=a.errors, protocols=protocols, **a._eval_kwargs(a))
     except ValueError as exc:
         from ..exceptions import InputError
 
@@ -35,6 +35,8 @@ def register_cli(sub, common, eval_options, eval_kwargs) -> None:
                         "(default: the class with most ground truth in each frequency group)")
     p.add_argument("--calibration", metavar="MODEL.json",
                    help="calibration model (lveval.calibrate); adds the reliability diagram")
+    p.add_argument("--errors", action="store_true",
+                   help="add the TIDE error analysis of `lveval errors` (also written to DIR/errors.json)")
     eval_options(p)
     common(p)
     p.set_defaults(func=_cmd_report, _eval_kwargs=eval_kwargs)

@@ -157,8 +157,8 @@ def calibration_figure(result, tp, tp_scores, tp_cats, calibration: str | None) 
 
 
 def render(result, *, gt_path: str, results_path: str, classes=None, calibration: str | None = None,
-           evaluator=None) -> str:
-    """The report page as a string."""
+           evaluator=None, errors: dict | None = None) -> str:
+    """The report page as a string. ``errors``: an error analysis (``ErrorReport.to_dict()``) to add."""
     p = result.params
     protos = [q for q in ("old", "fixed", "pooled") if getattr(result, q)]
     keys = [k for k in SUMMARY_KEYS if any(k in getattr(result, q) for q in protos)]
@@ -222,6 +222,13 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     parts.append(_section("calibration", "Calibration", f'<p class="note">{cnote}</p>'
                           + (_img(uri, "reliability diagram").replace('class="fig"', 'class="fig narrow"')
                              if uri else "")))
+    # error analysis (lveval errors), when asked for
+    sections = dict(SECTIONS)
+    if errors:
+        from ..error_analysis.html import EXTRA_CSS, section as errors_section
+        parts.append(f"<style>{EXTRA_CSS}</style>" + errors_section(errors))
+        sections = {**{k: v for k, v in SECTIONS.items() if k != "notices"},
+                    f"errors-{next(q for q in ('fixed', 'old') if q in errors)}": "Errors", "notices": "Notices"}
     # notices
     n = result.notices
     items = [f"skipped: {v} records ({html.escape(k)})" for k, v in n.skipped.items()]
@@ -229,7 +236,7 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     items += [f"warning: {html.escape(w)}" for w in n.warnings]
     parts.append(_section("notices", "Notices", '<ul class="notices">' + "".join(f"<li>{i}</li>" for i in items)
                           + "</ul>" if items else '<p class="note">None: every record was evaluated as given.</p>'))
-    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in SECTIONS.items())
+    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in sections.items())
     meta = (f"ground truth <code>{html.escape(str(gt_path))}</code> ({result.gt.num_images:,} images, "
             f"{result.gt.num_categories:,} classes, {result.gt.kind.upper()} rules) &middot; results "
             f"<code>{html.escape(str(results_path))}</code> &middot; {p.iou_type} &middot; lveval {__version__}")
@@ -290,11 +297,12 @@ def _class_table(result) -> str:
 
 
 def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | None = None,
-                 **eval_kwargs) -> str:
+                 errors: bool = False, **eval_kwargs) -> str:
     """Evaluate ``results`` against ``gt`` and write ``out_dir/report.html`` and ``out_dir/figures.json``.
 
     ``eval_kwargs`` go to :func:`lveval.evaluate` (iou_type, caps, dataset,
-    on_unknown_*). Returns the path of the page.
+    on_unknown_*). ``errors``: add the TIDE error analysis (``lveval errors``) as a section and
+    write it to ``out_dir/errors.json``. Returns the path of the page.
     """
     from ..output import write_json
     from ..metrics import Evaluator, evaluate_loaded, make_params
@@ -303,12 +311,20 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     result = evaluate_loaded(ev)
     if classes is not None:
         pick_classes(result, classes)   # fail early on unknown names
+    err = None
+    if errors:
+        from ..error_analysis import analyze
+
+        sel = [q for q in ("fixed", "old") if getattr(result, q)] or ["fixed"]
+        err = analyze(ev, sel, inputs=result.inputs).to_dict()
     page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
                   results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
-                  classes=classes, calibration=calibration, evaluator=ev)
+                  classes=classes, calibration=calibration, evaluator=ev, errors=err)
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "report.html")
     with atomic_write(out, "w", encoding="utf-8") as f:
         f.write(page)
     write_json(os.path.join(out_dir, "figures.json"), result.to_dict())
+    if err is not None:
+        write_json(os.path.join(out_dir, "errors.json"), err)
     return out
