@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -382,7 +382,12 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
              iou_type: IouType | None = None, protocols: Iterable[Protocol] | str | None = None,
              max_dets_per_image: int | None = None, max_dets_per_class: int | None = None,
              dataset: Dataset | None = None, on_unknown_image: Policy | None = None,
-             on_unknown_category: Policy | None = None, progress: bool = False) -> EvalResult:
+             on_unknown_category: Policy | None = None,
+             iou_thresholds: Sequence[float] | None = None, rec_thresholds: Sequence[float] | None = None,
+             area_ranges: Sequence[tuple[str, float, float]] | None = None,
+             max_dets: Sequence[int] | None = None, class_agnostic: bool | None = None,
+             splits: Sequence[tuple[str, str]] | dict | None = None, per_class_metrics: bool | None = None,
+             progress: bool = False) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
     ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
@@ -393,7 +398,12 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
     (AP-Old's cap; default LVIS 300, COCO pycocotools' 100 per image and class),
     ``max_dets_per_class`` (AP-Fixed's budget, default 10,000), ``dataset``
     ("lvis" or "coco" rules; default guessed from ``gt``), ``on_unknown_image``
-    and ``on_unknown_category`` ("error" or "skip").
+    and ``on_unknown_category`` ("error" or "skip"); ``iou_thresholds`` and
+    ``rec_thresholds`` (default 0.50:0.95:0.05 and 0:1:0.01, as the references build them),
+    ``area_ranges`` ((name, low, high) triples; the first is AP's own), ``max_dets``
+    (detection limits: recall ``AR@N`` at each), ``class_agnostic`` (pycocotools'
+    ``useCats = 0``), ``splits`` ((name, classes) pairs: keys ``AP_<name>``...) and
+    ``per_class_metrics`` (a fuller per-class table).
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
     ``progress``: show a stage bar on stderr.
     """
@@ -401,7 +411,9 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
 
     given = dict(iou_type=iou_type, protocols=protocols, max_dets_per_image=max_dets_per_image,
                  max_dets_per_class=max_dets_per_class, dataset=dataset, on_unknown_image=on_unknown_image,
-                 on_unknown_category=on_unknown_category)
+                 on_unknown_category=on_unknown_category, iou_thresholds=iou_thresholds,
+                 rec_thresholds=rec_thresholds, area_ranges=area_ranges, max_dets=max_dets,
+                 class_agnostic=class_agnostic, splits=splits, per_class_metrics=per_class_metrics)
     params = make_params(params, **given)
     bar = Stages(["gt", "results", "select", "match"] + list(params.protocols), enabled=progress)
     try:

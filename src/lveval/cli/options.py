@@ -62,16 +62,98 @@ def eval_options(p: argparse.ArgumentParser, protocols: bool = True, max_dets: b
                    help="force LVIS federated rules or COCO crowd rules (default: guessed from the GT)")
     p.add_argument("--on-unknown-image", choices=POLICIES, default="error")
     p.add_argument("--on-unknown-category", choices=POLICIES, default="error")
+    g = p.add_argument_group("evaluation settings (defaults: lvis-api's / pycocotools')")
+    g.add_argument("--iou-thrs", metavar="START:STOP:STEP|LIST", default=None,
+                   help="IoU thresholds (default 0.5:0.95:0.05)")
+    g.add_argument("--rec-thrs", metavar="START:STOP:STEP|LIST", default=None,
+                   help="recall thresholds (default 0:1:0.01)")
+    g.add_argument("--area-ranges", metavar="NAME=LO:HI,...", default=None,
+                   help="named area ranges in order; the first is AP's own, the others key AP<initial> "
+                        "(default all=0:1e10,small=0:1024,medium=1024:9216,large=9216:1e10)")
+    g.add_argument("--max-dets", metavar="N,N,...", default=None,
+                   help="detection limits: recall AR@N at each; AP-Old at the largest unless "
+                        "--max-dets-per-image is given (COCO rules: pycocotools' maxDets)")
+    g.add_argument("--class-agnostic", action="store_true", default=None,
+                   help="match every detection to every object regardless of class (pycocotools' useCats=0)")
+    g.add_argument("--split", metavar="NAME=CLASSES", action="append", default=None,
+                   help="report AP, AP50, AP75 (and AP-Pool) over a class split, keys AP_NAME...; CLASSES: "
+                        "r, c, f, a file of ids or names (one a line) or comma-separated ids or names, "
+                        "joined by '+' for a union; repeatable")
+    g.add_argument("--per-class-metrics", action="store_true", default=None,
+                   help="per-class AP50, AP75, AP per area, AR and true positives at IoU 0.5 in the JSON")
+
+
+def parse_thresholds(text: str, option: str) -> tuple:
+    """'0.5:0.95:0.05' (the references' linspace construction) or '0.5,0.75' -> floats."""
+    from ..exceptions import OptionError
+    from ..params import _linspace
+
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            return _linspace(start, stop, step)
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise OptionError(option, f"expected START:STOP:STEP or a comma list of numbers, got {text!r}") from None
+
+
+def parse_area_ranges(text: str) -> tuple:
+    """'all=0:1e10,small=0:1024' -> (("all", 0.0, 1e10), ("small", 0.0, 1024.0))."""
+    from ..exceptions import OptionError
+
+    out = []
+    for part in (x.strip() for x in text.split(",")):
+        name, eq, rng = part.partition("=")
+        lo, colon, hi = rng.partition(":")
+        try:
+            if not (eq and colon and name.strip()):
+                raise ValueError
+            out.append((name.strip(), float(lo), float(hi)))
+        except ValueError:
+            raise OptionError("area-ranges", f"expected NAME=LOW:HIGH, got {part!r}") from None
+    return tuple(out)
+
+
+def parse_splits(items: list) -> tuple:
+    from ..exceptions import OptionError
+
+    out = []
+    for item in items:
+        name, eq, spec = item.partition("=")
+        if not eq:
+            raise OptionError("split", f"expected NAME=CLASSES, got {item!r}")
+        out.append((name.strip(), spec.strip()))
+    return tuple(out)
 
 
 def eval_kwargs(a: argparse.Namespace) -> dict:
     """The evaluation options of parsed arguments, as keywords of ``lveval.evaluate`` / ``Params``."""
+    from ..exceptions import OptionError
+
     out = dict(iou_type=a.iou_type, dataset=a.dataset, on_unknown_image=a.on_unknown_image,
                on_unknown_category=a.on_unknown_category)
     for k in ("max_dets_per_image", "max_dets_per_class"):
         v = getattr(a, k, None)
         if isinstance(v, int) or v is None:
             out[k] = v
+    if getattr(a, "iou_thrs", None) is not None:
+        out["iou_thresholds"] = parse_thresholds(a.iou_thrs, "iou-thrs")
+    if getattr(a, "rec_thrs", None) is not None:
+        out["rec_thresholds"] = parse_thresholds(a.rec_thrs, "rec-thrs")
+    if getattr(a, "area_ranges", None) is not None:
+        out["area_ranges"] = parse_area_ranges(a.area_ranges)
+    if getattr(a, "max_dets", None) is not None:
+        try:
+            out["max_dets"] = tuple(int(x) for x in a.max_dets.split(",") if x.strip())
+        except ValueError:
+            raise OptionError("max-dets", f"expected a comma list of integers, got {a.max_dets!r}") from None
+    for k in ("class_agnostic", "per_class_metrics"):
+        if getattr(a, k, None):
+            out[k] = True
+    if getattr(a, "split", None):
+        out["splits"] = parse_splits(a.split)
     return out
 
 

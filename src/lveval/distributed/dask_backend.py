@@ -16,13 +16,12 @@ import os
 import time
 import uuid
 import warnings
-from typing import Any, Iterable
+from typing import Any
 
-from ..exceptions import InputError
+from ..exceptions import InputError, OptionError
 from ..io.gt import load_gt
-from ..io.results import check_policy
-from ..metrics import EvalResult, check_protocols, input_digest, make_params
-from ..params import PROTOCOLS
+from ..metrics import EvalResult, input_digest, make_params
+from ..params import Params
 from . import reduce, shard, work
 
 MERGE_MIN_ROWS = 1 << 20   # candidates gathered before the driver merges them
@@ -166,12 +165,9 @@ def _first_error(errors: list) -> BaseException:
 _CHECK_ORDER = {"score": 0, "bbox": 2, "image_id": 3, "category_id": 4}
 
 
-def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, shards: int | None = None,
-             iou_type: str = "bbox", protocols: Iterable[str] = PROTOCOLS,
-             max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
-             dataset: str | None = None, on_unknown_image: str = "error",
-             on_unknown_category: str = "error", progress: bool = False,
-             scheduler: str | None = None) -> EvalResult:
+def evaluate(gt: Any, results: Any, params: Params | None = None, *, client=None, workers: int | None = None,
+             shards: int | None = None, progress: bool = False, scheduler: str | None = None,
+             **options: Any) -> EvalResult:
     """``lveval.evaluate`` sharded by class on a Dask cluster; the same figures, exactly.
 
     ``client``: a ``distributed.Client``; or ``scheduler``: its address; or
@@ -185,9 +181,11 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
     """
     from ..progress import Stages
 
-    protocols = check_protocols(protocols)
-    for policy in (on_unknown_image, on_unknown_category):
-        check_policy(policy)
+    base = make_params(params, **options)
+    if base.class_agnostic or base.max_dets is not None:
+        raise OptionError("class_agnostic" if base.class_agnostic else "max_dets",
+                          "not available in a sharded evaluation (shards are classes); run it in one process")
+    protocols, dataset = base.protocols, base.dataset
     bar = Stages(["ground truth", "sharding", "AP-Old caps", "shards", "reducing"], enabled=progress)
     timings: dict = {}
 
@@ -202,9 +200,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
     try:
         with stage("loading ground truth", "gt"):
             g = load_gt(gt, dataset=dataset)
-            params = make_params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                                 max_dets_per_class=max_dets_per_class, protocols=protocols,
-                                 on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
+            params = base.resolve(g.kind)
         with client_for(client, workers, scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))

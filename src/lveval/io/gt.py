@@ -267,8 +267,9 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
         raise InputError("ground truth has no categories", path=path, field="categories")
     notices = Notices()
 
-    _check_records(images, "images", path, {
-        "id": ("id", "an integer id"),
+    _check_records(images, "images", path, {"id": ("id", "an integer id")})
+    sized = [im for im in images if isinstance(im, dict) and ("height" in im or "width" in im)]
+    _check_records(sized, "images", path, {
         "height": ("positive", "a positive integer"),
         "width": ("positive", "a positive integer"),
     })
@@ -277,9 +278,15 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
         "id": ("id", "an integer id"),
         "image_id": ("id", "an integer image id"),
         "category_id": ("id", "an integer category id"),
-        "bbox": ("box", "a list of 4 finite numbers [x, y, w, h]"),
         "area": ("non-negative", "a non-negative number"),
     })
+    boxless = [i for i, a in enumerate(anns) if "bbox" not in a]
+    for i in boxless:   # pycocotools evaluates masks without a box; the box is then the mask's
+        if not a_has_mask(anns[i]):
+            raise InputError("missing required field (a box, or a segmentation to derive it from)", path=path,
+                             record=i, field="annotations.bbox")
+    _check_records([a for a in anns if "bbox" in a], "annotations", path,
+                   {"bbox": ("box", "a list of 4 finite numbers [x, y, w, h]")})
 
     if dataset not in (None, "lvis", "coco"):
         raise ValueError(f"dataset must be 'lvis' or 'coco', not {dataset!r}")
@@ -295,8 +302,12 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
         rec = int(order[dup[0] + 1])
         raise InputError(f"duplicate image id {int(s[dup[0]])}", path=path, record=rec, field="images.id")
     img_ids = s
-    img_h = np.array([images[i]["height"] for i in order], dtype=np.int64)
-    img_w = np.array([images[i]["width"] for i in order], dtype=np.int64)
+    img_h = np.array([images[i].get("height", 0) for i in order], dtype=np.int64)
+    img_w = np.array([images[i].get("width", 0) for i in order], dtype=np.int64)
+    unsized = int(((img_h == 0) | (img_w == 0)).sum())
+    if unsized:
+        notices.warn(f"{unsized} images have no width/height: boxes are evaluated, the check for boxes "
+                     "outside the image is skipped, masks cannot be evaluated on them")
 
     cat_ids = np.array([c["id"] for c in cats], dtype=np.int64)
     corder = np.argsort(cat_ids, kind="stable")
@@ -308,9 +319,10 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
     cat_ids = cs
     cat_names = [str(cats[i].get("name", cats[i]["id"])) for i in corder]
     freq = []
+    with_freq = sum("frequency" in c for c in cats)
     for i in corder:
         f = cats[i].get("frequency", "")
-        if kind == "lvis" and f not in FREQUENCIES:
+        if kind == "lvis" and with_freq and f not in FREQUENCIES:   # r/c/f for all or for none
             got = "it is missing" if "frequency" not in cats[i] else f"got {_show(f)}"
             raise InputError(f"LVIS rules need a frequency 'r', 'c' or 'f' for every category, {got} "
                              "(use --dataset coco for COCO rules)", path=path, record=int(i),
@@ -337,7 +349,11 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
         i = int(np.flatnonzero(~ok)[0])
         raise InputError(f"unknown category_id {anns[i]['category_id']} (not in categories)",
                          path=path, record=i, field="annotations.category_id")
-    box = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+    derived = _derive_boxes(anns, boxless, a_img, images, order, path) if boxless else {}
+    box = np.array([derived[i] if i in derived else a["bbox"] for i, a in enumerate(anns)],
+                   dtype=np.float64).reshape(-1, 4)
+    if derived:
+        notices.flag("annotations without bbox (box derived from the mask)", len(derived))
     bad = np.flatnonzero((box[:, 2] < 0) | (box[:, 3] < 0))
     if len(bad):
         raise InputError("bbox width and height must be >= 0", path=path, record=int(bad[0]),
@@ -388,6 +404,15 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
             notices.skip(f"images.{name}: unknown category ids", int((~okc).sum()))
         keys[name] = np.unique(np.concatenate(where)[okc] * n_cat + ci[okc])
     neg_keys, nel_keys = keys["neg_category_ids"], keys["not_exhaustive_category_ids"]
+    if kind == "coco" and looks_lvis and (len(neg_keys) or len(nel_keys)):
+        notices.warn("COCO rules: the images' neg_category_ids / not_exhaustive_category_ids are not used "
+                     f"({len(neg_keys)} negative and {len(nel_keys)} not-exhaustive labels); drop --dataset coco "
+                     "for federated (LVIS) rules")
+        neg_keys, nel_keys = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n_zero = int((ann_ids == 0).sum())
+    if n_zero:
+        notices.warn("an annotation has id 0: lveval evaluates it like any other, pycocotools and lvis-api "
+                     "count a match to it as no match (their figures differ)")
     if missing_fed:
         notices.warn(f"{missing_fed} images lack neg_category_ids/not_exhaustive_category_ids; "
                      "treated as empty lists")
@@ -398,6 +423,35 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
                        ann_box=box, ann_area=area, ann_crowd=crowd, ann_ignore=ignore,
                        neg_keys=neg_keys.astype(np.int64), nel_keys=nel_keys.astype(np.int64),
                        dataset=data, notices=notices)
+
+
+def a_has_mask(a: dict) -> bool:
+    seg = a.get("segmentation")
+    return (isinstance(seg, list) and bool(seg)) or (isinstance(seg, dict) and "counts" in seg)
+
+
+def _derive_boxes(anns: list, idx: list, a_img, images, order, path: str) -> dict:
+    """The box of annotations that have a mask but no ``bbox`` (pycocotools' toBbox of the mask)."""
+    from pycocotools import mask as mask_utils
+
+    from .results import polygon_problem, rle_problem
+
+    out = {}
+    for i in idx:
+        a = anns[i]
+        im = images[order[a_img[i]]]
+        h, w = int(im.get("height", 0)), int(im.get("width", 0))
+        seg = a["segmentation"]
+        if not (h and w):
+            raise InputError("a box must be derived from the mask, but the image has no width/height",
+                             path=path, record=i, field="annotations.bbox")
+        problem = polygon_problem(seg) if isinstance(seg, list) else rle_problem(seg, h, w)
+        if problem:
+            raise InputError(problem, path=path, record=i, field="annotations.segmentation")
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else \
+            mask_utils.frPyObjects(seg, h, w) if isinstance(seg.get("counts"), list) else seg
+        out[i] = [float(x) for x in mask_utils.toBbox(rle)]
+    return out
 
 
 def _annotation_rles(gt: GroundTruth) -> list:
@@ -412,6 +466,9 @@ def _annotation_rles(gt: GroundTruth) -> list:
         seg = a.get("segmentation")
         ii = gt.ann_img[i]
         h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
+        if not (h and w):
+            raise InputError(f"masks need the width and height of image {int(gt.img_ids[ii])}, which has none",
+                             path=gt.path, record=i, field="annotations.segmentation")
         if seg is None or (isinstance(seg, list) and not seg):
             raise InputError("segm evaluation needs a segmentation on every annotation",
                              path=gt.path, record=i, field="annotations.segmentation")

@@ -469,7 +469,9 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
     if len(dets) and bbox is not None:
         h = gt.img_h[img_idx]
         w = gt.img_w[img_idx]
-        outside = (bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + bbox[:, 2] > w) | (bbox[:, 1] + bbox[:, 3] > h)
+        sized = (h > 0) & (w > 0)    # images without a size: the check is skipped (said when loading)
+        outside = sized & ((bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + bbox[:, 2] > w)
+                           | (bbox[:, 1] + bbox[:, 3] > h))
         n_out = int(outside.sum())
         if n_out:
             notices.warn(f"results: {n_out} boxes extend outside their image (evaluated as given)")
