@@ -248,3 +248,23 @@ def _thresholds(name: str, v: tuple[float, ...], low_open: bool) -> None:
     if not lo_ok or v[-1] > 1:
         interval = "(0, 1]" if low_open else "[0, 1]"
         raise OptionError(name, f"values must lie in {interval}, got {list(v)}")
+
+
+PROTOCOL_NAMES = {"old": "AP-Old", "fixed": "AP-Fixed", "pooled": "AP-Pool"}
+
+
+def protocol_label(protocol: str, params: Params, thousands: bool = False) -> str:
+    """The printed name of a protocol with its limit, e.g. ``AP-Old (300/image)``,
+    ``AP-Old (100/image/class)`` under COCO rules (pycocotools' limit is per image and class),
+    ``AP-Fixed (10000/class)``; ``thousands``: ``10,000``."""
+    def num(v: int | None) -> str:
+        return f"{v:,}" if thousands and v is not None else str(v)
+
+    if protocol == "old":
+        n = params.max_dets_per_image
+        if n is not None and n < 0:
+            return "AP-Old (no cap)"
+        per = "/image/class" if params.dataset == "coco" and not params.class_agnostic else "/image"
+        return f"AP-Old ({num(n)}{per})"
+    k = params.max_dets_per_class
+    return f"{PROTOCOL_NAMES[protocol]} ({'no budget' if k < 0 else num(k) + '/class'})"

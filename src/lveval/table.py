@@ -1,6 +1,8 @@
 """Plain-text tables of evaluation figures for the terminal."""
 from __future__ import annotations
 
+from .params import PROTOCOLS, protocol_label
+
 OLD_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
 
 
@@ -12,9 +14,7 @@ def protocol_table(result) -> str:
     """AP-Old, AP-Fixed and AP-Pool side by side, in percent."""
     p = result.params
     rows = []
-    labels = {"old": f"AP-Old ({p.max_dets_per_image}/image)",
-              "fixed": f"AP-Fixed ({p.max_dets_per_class}/class)",
-              "pooled": f"AP-Pool ({p.max_dets_per_class}/class)"}
+    labels = {q: protocol_label(q, p) for q in PROTOCOLS}
     keys = [k for k in OLD_KEYS if any(k in (getattr(result, q) or {}) for q in ("old", "fixed", "pooled"))]
     width = max(len(v) for v in labels.values()) + 1
     rows.append(" " * width + "".join(f"{k:>7}" for k in keys))

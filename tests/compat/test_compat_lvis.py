@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from gen import make_dataset
+from lveval import evaluate
 from pooled_reference import pooled_reference
 from reference import lvis_gt, run_lvis
 
@@ -197,8 +198,9 @@ def test_runs_on_numpy_2_without_the_np_float_alias(lvis_path, sim_path):
 def test_unsupported_options_fail_loudly(lvis_path, sim_path):
     g = LVIS(lvis_path)
     ev = LVISEval(g, LVISResults(g, sim_path), "bbox")
-    ev.params.use_cats = 0
-    with pytest.raises(NotImplementedError):
-        ev.evaluate()
+    ev.params.use_cats = 0   # supported: one pseudo-category, as lveval.evaluate(class_agnostic=True)
+    ev.run()
+    r = evaluate(lvis_path, sim_path, protocols=["old"], class_agnostic=True, max_dets_per_image=-1)
+    assert ev.results["AP"] == pytest.approx(r.old["AP"], abs=1e-12)
     with pytest.raises(ValueError):
         LVISEval(g, sim_path, "keypoints")

@@ -193,3 +193,24 @@ def test_recall_at_limits_under_lvis_rules_is_the_capped_recall(lvis_dataset):
     for n in (20, 100, 300):
         assert r.old[f"AR@{n}"] == evaluate(lvis_dataset, res, protocols=["old"], max_dets_per_image=n).old["AR"]
     assert r.params.max_dets_per_image == 300 and r.old["AR"] == r.old["AR@300"]
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_compat_cocoeval_use_cats_0(coco, iou_type):
+    from pycocotools.coco import COCO
+
+    from lveval.compat import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = copy.deepcopy(coco["gt"])
+        g.createIndex()
+        e = COCOeval(g, g.loadRes(copy.deepcopy(coco[iou_type])), iou_type)
+        e.params.useCats = 0
+        e.params.maxDets = [100, 300, 1000]
+        e.evaluate()
+        e.accumulate()
+    ref = coco_eval(coco["gt"], coco[iou_type], iou_type, max_dets=(100, 300, 1000), use_cats=0)
+    np.testing.assert_allclose(e.eval["precision"], ref.eval["precision"], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(e.eval["recall"], ref.eval["recall"], atol=1e-12, rtol=0)

@@ -9,7 +9,7 @@ constructor, ``params`` (``imgIds``, ``catIds``, ``iouThrs``, ``recThrs``,
 ``eval["precision"]`` (T, R, K, A, M) / ``eval["recall"]`` (T, K, A, M).
 
 Not replicated (docs/compat.md): ``evalImgs``, ``ious`` and
-``eval["scores"]`` (filled with -1); ``useCats = 0`` and ``iouType =
+``eval["scores"]`` (filled with -1); ``iouType =
 "keypoints"`` raise ``NotImplementedError``.
 """
 from __future__ import annotations
@@ -94,8 +94,6 @@ class COCOeval:
             p.iouType = "segm" if p.useSegm == 1 else "bbox"
         if p.iouType not in ("bbox", "segm"):
             raise NotImplementedError(f"iouType {p.iouType!r} is not supported by lveval.compat")
-        if not p.useCats:
-            raise NotImplementedError("params.useCats = 0 is not supported by lveval.compat")
         print(f"Evaluate annotation type *{p.iouType}*")
         p.imgIds = list(np.unique(p.imgIds))
         p.catIds = list(np.unique(p.catIds))
@@ -104,12 +102,13 @@ class COCOeval:
         dets, area = self._detections()
         params = engine_params(p.iouType, "coco", p.iouThrs, p.recThrs, p.areaRng,
                                max_dets_per_image=int(p.maxDets[-1]), max_dets_per_class=-1,
-                               area_labels=p.areaRngLbl)
+                               area_labels=p.areaRngLbl, class_agnostic=not p.useCats)
         ds = dataset_of(self.cocoGt, "cocoGt")
         self._gt, self._ev = prepare(ds, "coco", dets, area, p.imgIds, p.catIds, p.iouType, params)
         self._sel = self._ev.old_selection()
         self._m = self._ev.matching_for(self._sel)
-        self._perm = np.searchsorted(self._gt.cat_ids, np.asarray(p.catIds, np.int64))
+        self._perm = np.searchsorted(self._gt.cat_ids, np.asarray(p.catIds, np.int64)) if p.useCats else \
+            np.zeros(1, np.int64)   # useCats = 0: one pseudo-category, as pycocotools' catIds = [-1]
         self._paramsEval = copy.deepcopy(self.params)
         print("DONE (t={:0.2f}s).".format(time.time() - tic))
 
@@ -123,7 +122,7 @@ class COCOeval:
         p = self.params if p is None else p
         ev = self._ev
         sub = self._sel[self._m.det]
-        K = self._gt.num_categories
+        K = ev.num_classes
         precs, recs = [], []
         for md in p.maxDets:
             q, r = per_class(self._m, sub, ev.params, K, max_rank=int(md))

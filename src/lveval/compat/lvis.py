@@ -16,7 +16,7 @@ Beyond lvis-api:
   results keys ``AP-pooled-all`` ...).
 
 What is not replicated (see docs/compat.md): ``eval_imgs``, ``ious`` and
-``eval["dt_pointers"]`` stay empty; ``params.use_cats = 0`` raises; ``download``
+``eval["dt_pointers"]`` stay empty; ``download``
 and the visualisation helpers are absent.
 """
 from __future__ import annotations
@@ -267,14 +267,12 @@ class LVISEval:
     def evaluate(self):
         """Match detections to ground truth (one vectorised pass over every image and class)."""
         p = self.params
-        if not p.use_cats:
-            raise NotImplementedError("params.use_cats = 0 is not supported by lveval.compat")
         p.img_ids = list(np.unique(p.img_ids))
         cat_ids = [int(c) for c in p.cat_ids]
         k = p.max_dets_per_class
         params = engine_params(p.iou_type, "lvis", p.iou_thrs, p.rec_thrs, p.area_rng,
                                max_dets_per_image=-1, max_dets_per_class=-1 if k is None else int(k),
-                               area_labels=p.area_rng_lbl)
+                               area_labels=p.area_rng_lbl, class_agnostic=not p.use_cats)
         cached = getattr(self.lvis_gt, "ground_truth", None) if isinstance(self.lvis_gt, LVIS) else None
         gt, ev = prepare(self._dataset, "lvis", self._dets, self._area, p.img_ids, cat_ids, p.iou_type,
                          params, cached)
@@ -286,6 +284,9 @@ class LVISEval:
         cats = self._dataset_cats()
         self.freq_groups = [[i for i, c in enumerate(cat_ids) if cats[c].get("frequency") == f]
                             for f in p.img_count_lbl]
+        if not p.use_cats:   # one pseudo-category (lvis-api's cat_ids = [-1]); no frequency groups
+            self._perm = np.zeros(1, np.int64)
+            self.freq_groups = [[] for _ in p.img_count_lbl]
 
     def _dataset_cats(self):
         return {c["id"]: c for c in self._dataset["categories"]}

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_write
+from ..params import protocol_label
 from . import figures
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
@@ -174,8 +175,7 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     rows = []
     for q in protos:
         d = getattr(result, q)
-        label = {"old": f"AP-Old ({p.max_dets_per_image}/image)", "fixed": f"AP-Fixed ({p.max_dets_per_class:,}/class)",
-                 "pooled": f"AP-Pool ({p.max_dets_per_class:,}/class)"}[q]
+        label = protocol_label(q, p, thousands=True)
         rows.append(f'<tr class="{q}"><td class="proto">{html.escape(label)}</td>'
                     + "".join(f"<td>{_pct(d[k]) if k in d else ''}</td>" for k in keys) + "</tr>")
     parts.append(_section("protocols", "The three protocols side by side",
