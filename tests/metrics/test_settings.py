@@ -214,3 +214,29 @@ def test_compat_cocoeval_use_cats_0(coco, iou_type):
     ref = coco_eval(coco["gt"], coco[iou_type], iou_type, max_dets=(100, 300, 1000), use_cats=0)
     np.testing.assert_allclose(e.eval["precision"], ref.eval["precision"], atol=1e-12, rtol=0)
     np.testing.assert_allclose(e.eval["recall"], ref.eval["recall"], atol=1e-12, rtol=0)
+
+
+@pytest.mark.reference
+def test_per_class_metrics_equal_lvis_api(lvis_dataset):
+    """The fuller per-class table: AP50, AP75, AP per area and AR from lvis-api's own arrays, and the
+    true positives at IoU 0.5 counted from its per-image records (area 'all')."""
+    res = simulate(lvis_dataset, seed=8, candidates_per_image=300)
+    r = evaluate(lvis_dataset, res, protocols=["old"], per_class_metrics=True)
+    _, e = run_lvis(lvis_dataset, res)
+    P, R = e.eval["precision"], e.eval["recall"]
+    p = e.params
+    n_area, n_img = len(p.area_rng), len(p.img_ids)
+    for k, row in enumerate(r.per_class):
+        def mean_or(x):
+            return float(x.mean()) if (x > -1).all() else -1.0
+        assert row["AP50_old"] == pytest.approx(mean_or(P[0, :, k, 0]), abs=1e-12)
+        assert row["AP75_old"] == pytest.approx(mean_or(P[5, :, k, 0]), abs=1e-12)
+        for a, key in enumerate(("APs_old", "APm_old", "APl_old"), 1):
+            assert row[key] == pytest.approx(mean_or(P[:, :, k, a]), abs=1e-12)
+        assert row["AR_old"] == pytest.approx(mean_or(R[:, k, 0]), abs=1e-12)
+        tp = 0
+        for ii in range(n_img):
+            rec = e.eval_imgs[k * n_area * n_img + ii]
+            if rec is not None:
+                tp += int(((rec["dt_matches"][0] > 0) & ~rec["dt_ignore"][0].astype(bool)).sum())
+        assert row["TP50_old"] == tp, row["name"]

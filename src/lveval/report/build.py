@@ -259,6 +259,11 @@ def _class_table(result) -> str:
     rows = []
     has_old = any("AP_old" in r for r in result.per_class)
     has_fixed = any("AP_fixed" in r for r in result.per_class)
+    first = result.per_class[0] if result.per_class else {}
+    # the fuller per-class figures (params.per_class_metrics): AP50, AP75, AP per area, AR, TP at 0.5
+    extra = [f"{k}_{q}" for q in ("fixed", "old") for k in ("AP50", "AP75", *(f"AP{n[0]}" for n in
+             result.params.area_names[1:]), "AR", "TP50") if f"{k}_{q}" in first]
+    names = {"fixed": "Fixed", "old": "Old"}
     for r in result.per_class:
         f = r.get("frequency", "")
         cells = [f'<td data-v="{html.escape(r["name"].lower())}">{html.escape(r["name"])}</td>',
@@ -279,6 +284,12 @@ def _class_table(result) -> str:
                 cells.append(f'<td class="{cls}" data-v="{d:.10f}">{d:+.2f}</td>')
             else:
                 cells.append('<td data-v="-1000">&ndash;</td>')
+        for key in extra:
+            v = r[key]
+            if key.startswith("TP50"):
+                cells.append(f'<td data-v="{v}">{v:,}</td>')
+            else:
+                cells.append(f'<td data-v="{v:.10f}">{_pct(v)}</td>')
         rows.append(f'<tr data-id="{r["category_id"]}">' + "".join(cells) + "</tr>")
     head = [("name", "name", "str"), ("frequency", "frequency", "num"), ("num_gt", "#GT", "num"),
             ("num_dets", "#detections", "num")]
@@ -288,6 +299,9 @@ def _class_table(result) -> str:
         head.append(("ap_fixed", "AP-Fixed", "num"))
     if has_old and has_fixed:
         head.append(("delta", "Fixed &minus; Old", "num"))
+    for key in extra:
+        k, q = key.rsplit("_", 1)
+        head.append((key.lower(), f"{k} ({names[q]})", "num"))
     ths = "".join(f'<th data-key="{k}" data-type="{t}">{lbl}</th>' for k, lbl, t in head)
     return ('<p class="note">Click a column header to sort (again to reverse). AP in percent over IoU '
             "0.50:0.95; &ndash; for classes without ground truth. #detections counts all detections of the "
@@ -307,7 +321,8 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     from ..output import write_json
     from ..metrics import Evaluator, evaluate_loaded, make_params
 
-    ev = Evaluator.load(gt, results, make_params(**eval_kwargs))   # loaded once for figures and scores
+    # loaded once for figures and scores; the class table shows the fuller per-class figures
+    ev = Evaluator.load(gt, results, make_params(per_class_metrics=True, **eval_kwargs))
     result = evaluate_loaded(ev)
     if classes is not None:
         pick_classes(result, classes)   # fail early on unknown names
