@@ -98,13 +98,13 @@ class Params:
             object.__setattr__(self, "coco_max_dets", tuple(m for m in limits[:-1] if m < n) + (n,))
 
     # ---- derived views ----------------------------------------------------------------------
-    def resolve(self, dataset: str) -> "Params":
+    def resolve(self, dataset: str) -> Params:
         """These parameters under ``dataset``'s rules (self when they are already resolved)."""
         if self.dataset == dataset and self.max_dets_per_image is not None:
             return self
         return replace(self, dataset=dataset)  # type: ignore[arg-type]
 
-    def replace(self, **changes: Any) -> "Params":
+    def replace(self, **changes: Any) -> Params:
         """A copy with ``changes`` (validated like the constructor's arguments)."""
         return replace(self, **changes)
 

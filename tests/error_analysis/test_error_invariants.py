@@ -2,10 +2,8 @@
 expected errors are known by construction."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 from planted import base_scene, cell_box, planted, planted_confusions, strip
 from tide_ref import ours_per_record, random_coco
 

@@ -22,7 +22,7 @@ def run_cli(monkeypatch, capsys):
 
 
 def test_top_level_function_is_callable(coco_paths):
-    import lveval.exceptions   # noqa: F401 -- importing the exception module must not shadow the function
+    import lveval.exceptions  # noqa: F401 -- importing the exception module must not shadow the function
     r = lveval.errors(coco_paths["gt"], coco_paths["bbox"], protocols=["fixed"])
     assert set(r.figures) == {"fixed"}
     assert callable(lveval.errors) and "top_confusions" in lveval.errors.__code__.co_varnames

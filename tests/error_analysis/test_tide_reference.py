@@ -76,8 +76,15 @@ def _map(ap_data) -> float:
 def _tidecv_fixed_maps(gt: dict, res: list) -> dict:
     from tidecv import TIDE
     from tidecv.data import Data
-    from tidecv.errors.main_errors import (BackgroundError, BoxError, ClassError, DuplicateError,
-                                           FalsePositiveError, MissedError, OtherError)
+    from tidecv.errors.main_errors import (
+        BackgroundError,
+        BoxError,
+        ClassError,
+        DuplicateError,
+        FalsePositiveError,
+        MissedError,
+        OtherError,
+    )
 
     g = Data("gt", max_dets=10 ** 9)
     for im in gt["images"]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lveval.select import (agnostic_order, cap_per_image, rank_within, refine, score_order, subset_order,
-                           top_k_per_class)
+from lveval.select import agnostic_order, cap_per_image, rank_within, refine, score_order, subset_order, top_k_per_class
 
 
 def _data(seed: int, n: int = 400):

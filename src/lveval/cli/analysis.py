@@ -5,9 +5,9 @@ import os
 import sys
 import time
 
+from ..analysis.common import Session, limit_label, parse_limits
 from ..exceptions import InputError
 from ..table import fmt
-from ..analysis.common import Session, limit_label, parse_limits
 from .options import deprecated_alias, max_dets_options
 
 KEYS = ("AP", "APr", "APc", "APf")

@@ -4,9 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..calibrate.options import (
+    DEFAULT_IOU,
+    DEFAULT_MIN_POSITIVES,
+    GROUPINGS,
+    POLICIES,
+    TABLE8_METHODS,
+    UNKNOWN_POLICIES,
+)
 from ..params import DEFAULT_MAX_DETS_PER_CLASS
 from .options import eval_options
-from ..calibrate.options import DEFAULT_IOU, DEFAULT_MIN_POSITIVES, GROUPINGS, POLICIES, TABLE8_METHODS, UNKNOWN_POLICIES
 
 __all__ = ["register_cli", "split_method_list"]
 
@@ -44,8 +51,8 @@ def _data_kwargs(a) -> dict:
 
 
 def cmd_fit(a) -> int:
-    from ..output import check_writable
     from ..calibrate.grouped import GroupedCalibrator
+    from ..output import check_writable
 
     check_writable(a.out)
     cal = GroupedCalibrator(a.method, grouping=a.grouping, missing=a.missing, no_tp=a.no_tp,
@@ -63,9 +70,9 @@ def cmd_fit(a) -> int:
 
 
 def cmd_apply(a) -> int:
-    from ..output import check_writable
-    from ..io.results import write_results
     from ..calibrate.grouped import GroupedCalibrator
+    from ..io.results import write_results
+    from ..output import check_writable
 
     check_writable(a.out)
     cal = GroupedCalibrator.load(a.model)
@@ -76,8 +83,8 @@ def cmd_apply(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from ..output import check_writable, write_json
     from ..calibrate.bench import bench, format_table
+    from ..output import check_writable, write_json
 
     check_writable(a.json)
     methods = split_method_list(a.methods)

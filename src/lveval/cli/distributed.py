@@ -26,11 +26,10 @@ def wants_distributed(args) -> bool:
 
 def evaluate_distributed(args, protocols: list):
     """The result of ``lveval evaluate`` on a Dask cluster (the command prints and writes it as usual)."""
-    from .options import eval_kwargs as _eval_kwargs
-    from ..progress import auto_enabled
     from ..distributed.dask_backend import evaluate
-
     from ..exceptions import OptionError
+    from ..progress import auto_enabled
+    from .options import eval_kwargs as _eval_kwargs
 
     if args.workers is not None and args.workers < 1:
         raise OptionError("workers", f"expected at least 1 worker process, got {args.workers}")

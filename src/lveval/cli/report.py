@@ -3,8 +3,8 @@ from __future__ import annotations
 
 
 def _cmd_report(a) -> int:
-    from .options import protocols_arg
     from ..report.build import build_report
+    from .options import protocols_arg
 
     protocols = protocols_arg(a)
     classes = [c for c in a.classes.split(",") if c.strip()] if a.classes else None
