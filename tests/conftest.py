@@ -1,10 +1,8 @@
 import os
-import sys
 
 import pytest
 
 HERE = os.path.dirname(__file__)
-sys.path.insert(0, HERE)
 
 COCO_DIR = os.path.join(HERE, "data", "coco_val2014_100")
 

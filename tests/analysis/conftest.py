@@ -1,9 +1,5 @@
-import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))   # tests/ (gen.py, reference.py)
 
 
 @pytest.fixture

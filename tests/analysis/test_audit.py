@@ -3,9 +3,8 @@ import json
 import os
 import stat
 
-
-from gen import make_dataset
 from lveval.metrics import evaluate
+from tests.support.gen import make_dataset
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

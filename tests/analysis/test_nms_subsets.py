@@ -3,13 +3,13 @@ the restricted files."""
 import numpy as np
 import pytest
 
-from gen import make_dataset
 from lveval.analysis.common import Session
 from lveval.analysis.nms import greedy_keep, group_pairs, nms, nms_sensitivity, parse_thresholds
 from lveval.analysis.subsets import subsets
 from lveval.exceptions import InputError
 from lveval.match import box_iou_pairs
 from lveval.metrics import evaluate
+from tests.support.gen import make_dataset
 
 
 def _reference_nms(boxes, scores, groups, thr):

@@ -8,8 +8,8 @@ AP-Old depends on cross-class ranking exactly when the per-image cap binds.
 import numpy as np
 import pytest
 
-from gen import make_dataset
 from lveval.metrics import evaluate
+from tests.support.gen import make_dataset
 
 SEEDS = range(12)
 

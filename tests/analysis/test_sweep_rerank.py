@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from gen import make_dataset
 from lveval.analysis.common import Session, parse_limits
 from lveval.analysis.rerank import gaming_selection, rerank
 from lveval.analysis.sweep import sweep
 from lveval.exceptions import InputError
 from lveval.metrics import Evaluator, evaluate
 from lveval.select import cap_per_image, top_k_per_class
+from tests.support.gen import make_dataset
 
 
 def _data(seed=3):

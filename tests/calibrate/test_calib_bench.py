@@ -20,8 +20,8 @@ from lveval.calibrate import (
     subset_dataset,
     subset_results,
 )
-from lveval.cli.calibrate import split_method_list
 from lveval.cli import main
+from lveval.cli.calibrate import split_method_list
 from lveval.exceptions import InputError
 from lveval.simulate import simulate
 

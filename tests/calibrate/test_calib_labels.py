@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gen import make_dataset
-from reference import run_coco, run_lvis
-
 from lveval.calibrate import CalibrationSet, Labeller, calibration_samples, subset_dataset, subset_results
 from lveval.calibrate.labels import load_and_bind
+from tests.support.gen import make_dataset
+from tests.support.reference import run_coco, run_lvis
 
 
 def _tag(results):

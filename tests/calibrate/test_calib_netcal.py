@@ -1,6 +1,8 @@
 """Cross-check against netcal (Kueppers et al.), the implementation Dave et al. 2021 used.
 
-Skipped unless netcal is importable; netcal needs torch, which the project
+Optional (marker ``optional``): skipped unless netcal is importable, so CI never runs it and it
+is not counted as coverage of the calibrators (tests/calibrate/test_calib_methods.py is). netcal
+needs torch, which the project
 venv must not depend on, so run it from a separate venv, e.g.::
 
     PYTHONPATH=src /tmp/netcal-venv/bin/python -m pytest tests/calibrate/test_calib_netcal.py -s
@@ -18,6 +20,7 @@ import warnings
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.optional
 netcal = pytest.importorskip("netcal")
 from netcal.binning import BBQ as NetcalBBQ  # noqa: E402
 from netcal.binning import HistogramBinning as NetcalHistogram  # noqa: E402

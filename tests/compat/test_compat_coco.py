@@ -9,8 +9,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval as RefCOCOeval
 
-from gen import make_dataset
 from lveval.compat import COCOeval
+from tests.support.gen import make_dataset
 
 
 def _coco(dataset):

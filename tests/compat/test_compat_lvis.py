@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from gen import make_dataset
-from lveval import evaluate
-from pooled_reference import pooled_reference
-from reference import lvis_gt, run_lvis
-
 import lveval
+from lveval import evaluate
 from lveval.compat import LVIS, LVISEval, LVISPooledEval, LVISResults
 from lveval.simulate import simulate
+from tests.support.gen import make_dataset
+from tests.support.pooled import pooled_reference
+from tests.support.reference import lvis_gt, run_lvis
 
 HERE = os.path.dirname(__file__)
 

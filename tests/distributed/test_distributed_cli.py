@@ -2,8 +2,8 @@
 import argparse
 import json
 
-from lveval import cli
 import lveval.cli.core  # noqa: F401 - cli.core.cmd_evaluate below
+from lveval import cli
 from lveval.cli import distributed as dcli
 from lveval.cli.options import common, eval_options
 from lveval.simulate import simulate

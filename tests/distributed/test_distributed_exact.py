@@ -10,15 +10,16 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lveval
-from gen import make_dataset
-from lveval.distributed import evaluate as sharded_evaluate, partition
-from lveval.distributed import shard, work
+from lveval.distributed import evaluate as sharded_evaluate
+from lveval.distributed import partition, shard, work
 from lveval.io.results import load_results, write_results
 from lveval.select import cap_per_image
 from lveval.simulate import simulate
+from tests.support.gen import make_dataset
 
 
 def assert_same(single, sharded):

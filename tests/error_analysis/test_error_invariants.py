@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from planted import base_scene, cell_box, planted, planted_confusions, strip
-from tide_ref import ours_per_record, random_coco
 
 import lveval
 from lveval.error_analysis import TYPES, errors
 from lveval.error_analysis.fix import Oracle, fix_for, mean_ap
+
+from .planted import base_scene, cell_box, planted, planted_confusions, strip
+from .tide_ref import ours_per_record, random_coco
 
 
 def _all_fixed_ap(rep, sel):

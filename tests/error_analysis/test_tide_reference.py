@@ -14,10 +14,10 @@ import pytest
 
 tidecv = pytest.importorskip("tidecv")
 
-from tide_ref import ours_per_record, random_coco, run_tidecv  # noqa: E402
-
 import lveval  # noqa: E402
 from lveval.error_analysis import TYPES, errors  # noqa: E402
+
+from .tide_ref import ours_per_record, random_coco, run_tidecv  # noqa: E402
 
 
 def _load(path):

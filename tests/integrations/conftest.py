@@ -1,4 +1,4 @@
-"""Shared by the collector, detectron2 and topk tests."""
+"""Shared by the collector and detectron2 tests."""
 import pytest
 
 from lveval.topk import _Pool

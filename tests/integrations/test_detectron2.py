@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import lveval
-from gen import make_dataset
 from lveval.integrations.detectron2 import LVEvalEvaluator, default_gather
 from lveval.io.results import load_results
 from lveval.simulate import simulate
+from tests.support.gen import make_dataset
 
 
 class Boxes:

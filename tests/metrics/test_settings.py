@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gen import make_dataset
 from lveval import evaluate
 from lveval.simulate import simulate
-from reference import run_lvis
+from tests.support.gen import make_dataset
+from tests.support.reference import run_lvis
 
 IOU = (0.3, 0.55, 0.8)
 REC = tuple(float(x) for x in np.linspace(0.0, 1.0, 21))
@@ -148,7 +148,7 @@ def run_lvis_with(gt, res, *, iou, rec, areas, cap):
     """lvis-api 0.5.3 with its params changed before evaluation."""
     from lvis import LVISEval, LVISResults
 
-    from reference import lvis_gt
+    from tests.support.reference import lvis_gt
 
     g = lvis_gt(gt)
     e = LVISEval(g, LVISResults(g, copy.deepcopy(res), max_dets=cap), "bbox")

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from gen import make_dataset
 from lveval import evaluate
 from lveval.cli import main
 from lveval.simulate import simulate
-from pooled_reference import pooled_reference
-from reference import run_coco, run_lvis
+from tests.support.gen import make_dataset
+from tests.support.pooled import pooled_reference
+from tests.support.reference import run_coco, run_lvis
 
 
 def restrict(gt: dict, res: list, cat_ids: set) -> tuple[dict, list]:

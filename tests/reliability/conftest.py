@@ -1,7 +1,7 @@
 """Fixtures of the reliability tests; the shared inputs live in relkit.py."""
 import pytest
 
-from relkit import GT, RESULTS, dumps
+from tests.reliability.relkit import GT, RESULTS, dumps
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import logging
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from differential_checks import check_coco, check_lvis
-from gen import make_dataset
+from tests.support.differential import check_coco, check_lvis
+from tests.support.gen import make_dataset
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 

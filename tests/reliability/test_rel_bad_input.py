@@ -14,7 +14,8 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -22,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from relkit import dumps, gt_dict, mask_results, results_list, run_cli
+from tests.reliability.relkit import dumps, gt_dict, mask_results, results_list, run_cli
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 import lveval
 from lveval.atomic import atomic_write
 from lveval.cli import main
-from relkit import dumps, results_list, run_cli
+from tests.reliability.relkit import dumps, results_list, run_cli
 
 
 def _boom(*a, **k):
@@ -157,7 +157,7 @@ def test_input_hash_follows_the_content(sim_files, tmp_path, capsys):
 def test_output_does_not_depend_on_where_the_inputs_are(tmp_path, capsys):
     """Same bytes under other names in another directory (with notices: scores above 1, boxes
     outside the image, skipped records): byte-identical output."""
-    from relkit import GT
+    from tests.reliability.relkit import GT
     res = results_list()
     res[0]["score"] = 1.5
     res[1]["bbox"] = [-3, 50, 30, 38]

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lveval.exceptions import InputError, ResourceError
 from lveval.io import chunks, jsonfile
 from lveval.io.jsonfile import record_at
 from lveval.io.results import counts_problem, decode_counts, load_results
-from relkit import results_list
+from tests.reliability.relkit import results_list
 
 SETTINGS = dict(deadline=None, derandomize=True)
 
@@ -159,6 +160,7 @@ def test_a_bad_file_too_large_to_locate_the_error_is_refused(tmp_path, small_pie
 def test_chunked_pieces_must_agree_on_masks(tmp_path, monkeypatch):
     """A large array decoded in pieces reports a record without a mask like the whole-file decoder."""
     import orjson
+
     from lveval.exceptions import InputError
     from lveval.io import chunks, results
 

@@ -15,7 +15,7 @@ import lveval
 from lveval.exceptions import ResourceError
 from lveval.io import jsonfile
 from lveval.io.results import load_results
-from relkit import results_list, run_cli
+from tests.reliability.relkit import results_list, run_cli
 
 MESSAGE = re.compile(r"^(?P<path>.+) is [\d.]+ (bytes|KB|MB|GB); evaluating it needs about [\d.]+ (bytes|KB|MB|GB) "
                      r"but only (?P<avail>[\d.]+ (bytes|KB|MB|GB)) is available; reduce it with "

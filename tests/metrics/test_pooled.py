@@ -1,10 +1,10 @@
 """AP-Pool against a straightforward implementation built on lvis-api's matching."""
 import pytest
 
-from pooled_reference import pooled_reference
 from lveval.metrics import evaluate
 from lveval.simulate import simulate
-from test_reference_lvis import top_k_per_class
+from tests.support.pooled import pooled_reference
+from tests.support.reference import top_k_per_class
 
 
 @pytest.mark.parametrize("k", [10_000, 20])

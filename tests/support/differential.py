@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pooled_reference import pooled_reference
-from reference import COCO_KEYS, run_coco, run_lvis
-from test_reference_lvis import KEYS, top_k_per_class
 from lveval.metrics import evaluate
+from tests.support.pooled import pooled_reference
+from tests.support.reference import COCO_KEYS, KEYS, run_coco, run_lvis, top_k_per_class
 
 
 def close(ours: dict, ref: dict, keys) -> None:

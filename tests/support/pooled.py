@@ -7,11 +7,12 @@ TP/FP; recall over the pool's non-ignored ground truth; precision made
 monotone by an explicit right-to-left loop; sample at the 101 recall
 thresholds; average over IoU thresholds and recall thresholds.
 """
-import numpy as np
-
-from reference import lvis_gt
-from lvis import LVISEval, LVISResults
 import copy
+
+import numpy as np
+from lvis import LVISEval, LVISResults
+
+from tests.support.reference import lvis_gt
 
 
 def pooled_reference(dataset, results, iou_type="bbox"):

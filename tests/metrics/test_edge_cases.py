@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from gen import make_dataset
-from reference import COCO_KEYS, run_coco, run_lvis
 from lveval.metrics import evaluate
-from test_reference_lvis import KEYS
+from tests.support.gen import make_dataset
+from tests.support.reference import COCO_KEYS, KEYS, run_coco, run_lvis
 
 
 def _not_evaluated_det(gt):
@@ -98,7 +97,7 @@ def test_caps_below_and_above_the_counts(n, k):
     ref, _ = run_lvis(gt, res, max_dets=n)
     for key in KEYS:
         assert ours.old[key] == pytest.approx(ref[key], abs=1e-9), key
-    from test_reference_lvis import top_k_per_class
+    from tests.support.reference import top_k_per_class
     ref, _ = run_lvis(gt, top_k_per_class(res, k), max_dets=-1)
     for key in KEYS:
         assert ours.fixed[key] == pytest.approx(ref[key], abs=1e-9), key
@@ -119,8 +118,9 @@ def test_ties_keep_file_order_semantics():
 
 
 def test_inputs_as_columns_and_paths_agree(tmp_path, lvis_path):
-    from lveval.simulate import simulate
     import orjson
+
+    from lveval.simulate import simulate
     res = simulate(lvis_path, seed=5, candidates_per_image=100)
     p = tmp_path / "r.json"
     p.write_bytes(orjson.dumps(res))

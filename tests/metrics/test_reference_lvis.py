@@ -2,23 +2,9 @@
 import numpy as np
 import pytest
 
-from reference import run_lvis
 from lveval.metrics import evaluate
 from lveval.simulate import simulate
-
-KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR", "ARs", "ARm", "ARl")
-
-
-def top_k_per_class(results, k):
-    """Straightforward AP-Fixed selection: per class, stable sort by descending score, keep k."""
-    by_cat = {}
-    for i, r in enumerate(results):
-        by_cat.setdefault(r["category_id"], []).append(i)
-    keep = set()
-    for idx in by_cat.values():
-        idx = sorted(idx, key=lambda i: results[i]["score"], reverse=True)
-        keep.update(idx[:k])
-    return [r for i, r in enumerate(results) if i in keep]
+from tests.support.reference import KEYS, run_lvis, top_k_per_class  # noqa: F401 - shared
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The vectorised greedy matcher against a direct transcription of the sequential loop."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lveval.match import box_iou_pairs, greedy_match
 

@@ -1,6 +1,7 @@
 """Batch RLE validation agrees with the per-mask decoder on valid, corrupted and random strings."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from lveval.io.results import batch_counts_valid, counts_problem

@@ -61,3 +61,18 @@ def run_coco(dataset: dict, results: list, *, iou_type: str = "bbox", max_dets=(
             return None, e
         e.summarize()   # pycocotools' summary needs exactly three maxDets
     return dict(zip(COCO_KEYS, map(float, e.stats))), e
+
+
+KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR", "ARs", "ARm", "ARl")
+
+
+def top_k_per_class(results, k):
+    """Straightforward AP-Fixed selection: per class, stable sort by descending score, keep k."""
+    by_cat = {}
+    for i, r in enumerate(results):
+        by_cat.setdefault(r["category_id"], []).append(i)
+    keep = set()
+    for idx in by_cat.values():
+        idx = sorted(idx, key=lambda i: results[i]["score"], reverse=True)
+        keep.update(idx[:k])
+    return [r for i, r in enumerate(results) if i in keep]

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from reference import COCO_KEYS, run_coco
 from lveval.metrics import evaluate
+from tests.support.reference import COCO_KEYS, run_coco
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
