@@ -5,6 +5,7 @@ protocol from that one matching pass.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -236,13 +237,15 @@ def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
              protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
              max_dets_per_class: int = 10_000, dataset: str | None = None,
              on_unknown_image: str = "error", on_unknown_category: str = "error",
-             progress: bool = False) -> EvalResult:
+             progress: bool = False, params: Params | None = None) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
     ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
     .jsonl, .parquet), list of result dicts, dict of columns, or Detections.
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
-    ``progress``: show a stage bar on stderr.
+    ``progress``: show a stage bar on stderr. ``params``: evaluation parameters replacing the
+    defaults (thresholds, area ranges, caps; its iou_type and dataset are set from this call and
+    the ground truth, its caps from ``max_dets_per_image`` / ``max_dets_per_class`` when given).
     """
     from .progress import Stages
 
@@ -252,18 +255,23 @@ def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
         return _evaluate(gt, results, bar, iou_type=iou_type, protocols=protocols,
                          max_dets_per_image=max_dets_per_image, max_dets_per_class=max_dets_per_class,
                          dataset=dataset, on_unknown_image=on_unknown_image,
-                         on_unknown_category=on_unknown_category)
+                         on_unknown_category=on_unknown_category, params=params)
     finally:
         bar.close()
 
 
 def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_dets_per_class, dataset,
-              on_unknown_image, on_unknown_category) -> EvalResult:
+              on_unknown_image, on_unknown_category, params=None) -> EvalResult:
     bar.start("loading ground truth")
     g = load_gt(gt, dataset=dataset)
     bar.done()
-    params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                    max_dets_per_class=max_dets_per_class)
+    if params is None:
+        params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
+                        max_dets_per_class=max_dets_per_class)
+    else:
+        params = dataclasses.replace(params, iou_type=iou_type, dataset=g.kind,
+                                     max_dets_per_image=max_dets_per_image or params.max_dets_per_image,
+                                     max_dets_per_class=max_dets_per_class)
     bar.start("loading results")
     raw = load_results(results)
     dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
