@@ -1,0 +1,233 @@
+"""LVISMeanAveragePrecision against torchmetrics' MeanAveragePrecision (pycocotools path, step by step in
+tm_reference.py, and the real class where it imports), against the CLI on the bundled LVIS subset, and
+synced over two gloo processes."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchmetrics")
+
+from cli_figures import cli_figures  # noqa: E402
+from lveval.integrations.torchmetrics import LVISMeanAveragePrecision  # noqa: E402
+from lveval.io.gt import load_gt  # noqa: E402
+from lveval.io.results import load_results  # noqa: E402
+from lveval.simulate import simulate  # noqa: E402
+from tm_reference import tm_map  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+H, W = 48, 64
+
+
+def _from_xyxy(b: torch.Tensor, fmt: str) -> torch.Tensor:
+    if fmt == "xyxy":
+        return b
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    if fmt == "xywh":
+        return torch.stack([b[:, 0], b[:, 1], w, h], 1)
+    return torch.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w, h], 1)
+
+
+def _mask(box, rng):
+    m = np.zeros((H, W), bool)
+    x0, y0, x1, y1 = [int(round(float(v))) for v in box]
+    m[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)] = True
+    m &= rng.random((H, W)) < 0.9            # ragged, so mask IoU differs from box IoU
+    return m
+
+
+def make_inputs(seed, n_img=9, n_cls=5, fmt="xyxy", masks=False):
+    """torchmetrics-style update inputs: a few images, crowd and given areas, images without targets or
+    without predictions, float32 boxes and scores."""
+    rng = np.random.default_rng(seed)
+    preds, targets = [], []
+    for i in range(n_img):
+        ng = int(rng.integers(0, 6)) if i else 0
+        xy = rng.uniform(0, 40, (ng, 2))
+        wh = rng.uniform(2, 30, (ng, 2))
+        g = np.concatenate([xy, np.minimum(xy + wh, [W, H])], 1).astype(np.float32)
+        labels = rng.integers(0, n_cls, ng)
+        t = {"boxes": torch.tensor(g).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64),
+             "iscrowd": torch.tensor((rng.random(ng) < 0.15).astype(np.int64))}
+        if i % 3 == 1:
+            t["area"] = torch.tensor(np.where(rng.random(ng) < 0.5, rng.uniform(10, 3000, ng), 0.0), dtype=torch.float32)
+        nd = int(rng.integers(0, 12)) if i != 2 else 0
+        src = rng.integers(0, max(ng, 1), nd)
+        jit = rng.normal(0, 3, (nd, 4))
+        d = (g[src] + jit if ng else rng.uniform(0, 40, (nd, 4))).astype(np.float32)
+        d[:, 2:] = np.maximum(d[:, 2:], d[:, :2] + 1)
+        dl = np.where(rng.random(nd) < 0.8, labels[src] if ng else 0, rng.integers(0, n_cls, nd))
+        p = {"boxes": torch.tensor(d).reshape(-1, 4), "scores": torch.tensor(rng.random(nd), dtype=torch.float32),
+             "labels": torch.tensor(dl, dtype=torch.int64)}
+        if masks:
+            t["masks"] = torch.tensor(np.array([_mask(b, rng) for b in g]).reshape(-1, H, W))
+            p["masks"] = torch.tensor(np.array([_mask(b, rng) for b in d]).reshape(-1, H, W))
+        p["boxes"] = _from_xyxy(p["boxes"], fmt)
+        t["boxes"] = _from_xyxy(t["boxes"], fmt)
+        preds.append(p)
+        targets.append(t)
+    return preds, targets
+
+
+def _ours(preds, targets, batch=4, **kw):
+    m = LVISMeanAveragePrecision(**kw)
+    for i in range(0, len(preds), batch):
+        m.update(preds[i:i + batch], targets[i:i + batch])
+    return {k: v.tolist() for k, v in m.compute().items()}
+
+
+def _check(got, exp):
+    for k, v in exp.items():
+        g = got[k]
+        if isinstance(v, list) and not isinstance(g, list):
+            g = [g]
+        assert g == v, (k, g, v)
+
+
+@pytest.mark.parametrize("fmt", ["xyxy", "xywh", "cxcywh"])
+def test_bbox_box_formats(fmt):
+    preds, targets = make_inputs(1, fmt=fmt, n_img=14)
+    _check(_ours(preds, targets, box_format=fmt, class_metrics=True),
+           tm_map(preds, targets, box_format=fmt, class_metrics=True))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("iou_type", ["segm", ("bbox", "segm")])
+def test_segm_and_both(iou_type):
+    preds, targets = make_inputs(2, masks=True, n_img=10)
+    exp = tm_map(preds, targets, iou_type=iou_type, class_metrics=True)
+    got = _ours(preds, targets, iou_type=iou_type, class_metrics=True)
+    _check(got, exp)
+    assert any(v > 0 for k, v in exp.items() if k.endswith("map"))
+
+
+def test_custom_thresholds_and_max_dets():
+    preds, targets = make_inputs(3, n_img=16)
+    for kw in (dict(iou_thresholds=[0.3, 0.5, 0.8], rec_thresholds=[0.0, 0.25, 0.5, 0.75, 1.0],
+                    max_detection_thresholds=[1, 3, 100]),
+               dict(max_detection_thresholds=[2, 5, 7]),          # no 100: torchmetrics' map is -1
+               dict(max_detection_thresholds=[1, 100, 300]),     # map at 100, the rest at 300
+               dict(iou_thresholds=[0.5, 0.75], class_metrics=True)):
+        _check(_ours(preds, targets, **kw), tm_map(preds, targets, **kw))
+    # torchmetrics' float32 thresholds, not numpy's float64 ones, are what make map_50 agree
+    from lveval.integrations.torchmetrics import default_thresholds
+    iou, rec = default_thresholds()
+    assert iou[1] != 0.55 and rec[1] != 0.01
+
+
+def test_real_torchmetrics_class_where_it_imports():
+    try:
+        from torchmetrics.detection import MeanAveragePrecision
+        MeanAveragePrecision()
+    except Exception as e:   # needs torchvision
+        pytest.skip(f"torchmetrics' MeanAveragePrecision is not usable here: {e}")
+    for kw in (dict(class_metrics=True), dict(box_format="cxcywh", iou_thresholds=[0.5, 0.7])):
+        preds, targets = make_inputs(4, fmt=kw.get("box_format", "xyxy"))
+        ref = MeanAveragePrecision(**kw)
+        ref.update(preds, targets)
+        exp = {k: v.tolist() for k, v in ref.compute().items()}
+        got = _ours(preds, targets, **kw)
+        _check(got, {k: v for k, v in exp.items() if k in got})
+
+
+def test_lvis_file_equals_the_cli_for_three_protocols(tmp_path, lvis_path):
+    d = load_results(simulate(lvis_path, seed=8, candidates_per_image=300))
+    gt = load_gt(lvis_path)
+    box = d.bbox.astype(np.float32)
+    score = d.score.astype(np.float32)
+    m = LVISMeanAveragePrecision(gt=lvis_path, max_dets_per_class=50, max_detection_thresholds=[120],
+                                 box_format="xywh", class_metrics=True)
+    order = []
+    for i in range(0, gt.num_images, 7):
+        imgs = gt.img_ids[i:i + 7]
+        preds = []
+        for img in imgs:
+            s = d.img_id == img
+            order.append(np.flatnonzero(s))
+            preds.append({"boxes": torch.tensor(box[s]), "scores": torch.tensor(score[s]),
+                          "labels": torch.tensor(d.cat_id[s])})
+        m.update(preds, [{"image_id": int(img)} for img in imgs])
+    out = {k: v.tolist() for k, v in m.compute().items()}
+    idx = np.concatenate(order)
+    cols = {"image_id": d.img_id[idx], "category_id": d.cat_id[idx], "score": score[idx].astype(np.float64),
+            "bbox": box[idx].astype(np.float64)}
+    fig = cli_figures(tmp_path, lvis_path, cols, "--max-dets-per-class", "50", "--max-dets-per-image", "120")
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    assert out["map"] == f32(fig["old"]["AP"]) and out["mar_120"] == f32(fig["old"]["AR"])
+    assert out["map_r"] == f32(fig["old"]["APr"]) and out["map_f"] == f32(fig["old"]["APf"])
+    assert out["map_fixed"] == f32(fig["fixed"]["AP"]) and out["map_fixed_c"] == f32(fig["fixed"]["APc"])
+    assert out["map_pool"] == f32(fig["pooled"]["AP"]) and out["map_pool_r"] == f32(fig["pooled"]["APr"])
+    assert fig["old"]["AP"] != fig["fixed"]["AP"] != fig["pooled"]["AP"]
+    by_id = {r["category_id"]: r for r in fig["per_class"]}
+    for c, ap in zip(out["classes"], out["map_per_class"]):
+        assert ap == f32(by_id[c]["AP_old"])
+    # string labels (names and synonyms, any case, spaces for underscores) give the same figures
+    cats = {c["id"]: c for c in gt.dataset["categories"]}
+    rng = np.random.default_rng(0)
+
+    def name(c):
+        c = cats[int(c)]
+        n = rng.choice([c["name"]] + list(c.get("synonyms") or []))
+        return n.replace("_", " ").upper() if rng.random() < 0.5 else n
+    m2 = LVISMeanAveragePrecision(gt=lvis_path, max_dets_per_class=50, max_detection_thresholds=[120],
+                                  box_format="xywh", class_metrics=True)
+    for img in gt.img_ids:
+        s = d.img_id == img
+        labels = [name(c) for c in d.cat_id[s]] + ["no such thing"]
+        m2.update([{"boxes": torch.tensor(np.vstack([box[s], [[0, 0, 5, 5]]])),
+                    "scores": torch.tensor(np.r_[score[s], 0.5].astype(np.float32)), "labels": labels}],
+                  [{"image_id": int(img)}])
+    out2 = {k: v.tolist() for k, v in m2.compute().items()}
+    assert out2 == out
+    assert any("'no such thing' (100)" in w for w in m2.result["bbox"].notices.warnings)
+
+
+def test_bounded_state_subset_warning_and_reset(lvis_path):
+    d = load_results(simulate(lvis_path, seed=9, candidates_per_image=300))
+    m = LVISMeanAveragePrecision(gt=lvis_path, max_dets_per_class=2, box_format="xywh",
+                                 max_detection_thresholds=[20])
+    imgs = np.unique(d.img_id)[:10]
+    for img in imgs:
+        s = d.img_id == img
+        m.update([{"boxes": torch.tensor(d.bbox[s]), "scores": torch.tensor(d.score[s]),
+                   "labels": torch.tensor(d.cat_id[s])}], [{"image_id": int(img)}])
+    m._prune()
+    kept = sum(len(x) for x in m.det_score)
+    seen = np.isin(d.img_id, imgs)
+    assert kept <= 2 * len(np.unique(d.cat_id[seen])) + 20 * len(imgs) and kept < int(seen.sum())
+    m.compute()
+    assert any("detections were given for 10 of the ground truth's 100 images" in w
+               for w in m.result["bbox"].notices.warnings)
+    m.reset()
+    assert not m.det_score and not m.img_key
+
+
+def test_two_gloo_processes_sync_pruned_state(tmp_path):
+    preds, targets = make_inputs(6, n_img=13)
+    kw = dict(class_metrics=True, max_dets_per_class=4)
+    inp = tmp_path / "in.pkl"
+    to_np = lambda ds: [{k: v.numpy() for k, v in d.items()} for d in ds]  # noqa: E731
+    with open(inp, "wb") as f:
+        pickle.dump({"kwargs": kw, "preds": to_np(preds), "targets": to_np(targets)}, f)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "..", "src"),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), "torchmetrics", str(r), "2",
+                               str(tmp_path / "rdv"), str(inp), str(tmp_path / "out.json")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err.decode()[-3000:]
+    with open(tmp_path / "out.json") as f:
+        got = json.load(f)
+    # torchmetrics gathers list states image by image: rank 0's first image, rank 1's first, ...
+    order = [i for j in range(7) for i in (2 * j, 2 * j + 1) if i < 13]
+    exp = tm_map([preds[i] for i in order], [targets[i] for i in order], class_metrics=True)
+    _check(got, exp)
+    one = _ours([preds[i] for i in order], [targets[i] for i in order], **kw)
+    assert got == one
+    assert got["map_fixed"] != got["map"]
