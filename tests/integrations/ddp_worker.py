@@ -1,10 +1,10 @@
 """One rank of a two-process (gloo) run of the mmengine and torchmetrics adapters.
 
-    python ddp_worker.py MODE RANK WORLD RENDEZVOUS_FILE INPUT.pkl OUTPUT.json
+    python ddp_worker.py RANK WORLD RENDEZVOUS_FILE INPUT.pkl OUTPUT.json
 
-The parent test writes the per-image predictions (and targets) to INPUT.pkl;
-rank r processes images r, r + WORLD, ... as a distributed sampler would, and
-rank 0 writes the figures to OUTPUT.json.
+INPUT.pkl maps a job ("mmdet", "torchmetrics") to its per-image predictions
+(and targets); rank r processes images r, r + WORLD, ... as a distributed
+sampler would, and rank 0 writes each job's figures to OUTPUT.json.
 """
 import json
 import pickle
@@ -45,12 +45,14 @@ def run_torchmetrics(rank, world, data):
 
 
 def main():
-    mode, rank, world, rdv, inp, outp = sys.argv[1:]
+    rank, world, rdv, inp, outp = sys.argv[1:]
     rank, world = int(rank), int(world)
     dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=world)
     with open(inp, "rb") as f:
-        data = pickle.load(f)
-    out = (run_mmdet if mode == "mmdet" else run_torchmetrics)(rank, world, data)
+        jobs = pickle.load(f)
+    out = {}
+    for name, data in jobs.items():
+        out[name] = (run_mmdet if name == "mmdet" else run_torchmetrics)(rank, world, data)
     if rank == 0:
         with open(outp, "w") as f:
             json.dump(out, f)

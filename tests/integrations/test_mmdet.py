@@ -1,6 +1,4 @@
 """LVEvalMetric driven by mmengine's Evaluator (two gloo processes and in-process) equals ``lveval evaluate``."""
-import os
-import pickle
 import subprocess
 import sys
 
@@ -10,32 +8,10 @@ import pytest
 pytest.importorskip("mmengine")
 torch = pytest.importorskip("torch")
 
-from cli_figures import cli_figures, float32_xyxy_to_xywh  # noqa: E402
-from lveval.io.gt import load_gt  # noqa: E402
-from lveval.io.results import load_results  # noqa: E402
-from lveval.simulate import simulate  # noqa: E402
+from adapters_data import MM_CAPS, samples as _samples  # noqa: E402
+from cli_figures import cli_figures  # noqa: E402
 
-HERE = os.path.dirname(__file__)
-K, N = 60, 150          # small caps so both bind on the bundled subset
-
-
-def _samples(lvis_path, seed=3):
-    """mmdet data samples (as Evaluator.process passes them: dicts) of the simulated detector, and
-    the columns of the results file mmdet's LVISMetric would write for them (float32 xyxy -> xywh)."""
-    d = load_results(simulate(lvis_path, seed=seed, candidates_per_image=400))
-    gt = load_gt(lvis_path)
-    file_order = [c["id"] for c in gt.dataset["categories"]]
-    label_of = {c: i for i, c in enumerate(file_order)}
-    xyxy, back = float32_xyxy_to_xywh(d.bbox)
-    score = d.score.astype(np.float32)
-    samples = []
-    for img in gt.img_ids:                        # every image, those without detections too
-        m = d.img_id == img
-        samples.append({"img_id": int(img), "pred_instances": {
-            "bboxes": xyxy[m], "scores": score[m],
-            "labels": np.array([label_of[int(c)] for c in d.cat_id[m]], np.int64)}})
-    return samples, d, back, score.astype(np.float64), {"classes": tuple(gt.dataset["categories"][i]["name"]
-                                                                          for i in range(len(file_order)))}
+K, N = MM_CAPS
 
 
 def _cols_in_order(d, back, score, order_imgs):
@@ -53,25 +29,11 @@ def _expected(tmp_path, lvis_path, cols):
     return exp
 
 
-def test_two_gloo_processes_equal_the_cli(tmp_path, lvis_path):
+def test_two_gloo_processes_equal_the_cli(tmp_path, lvis_path, ddp_outputs):
     samples, d, back, score, meta = _samples(lvis_path)
-    inp = tmp_path / "in.pkl"
-    with open(inp, "wb") as f:
-        pickle.dump({"gt": lvis_path, "metric": "bbox", "k": K, "n": N, "meta": meta, "samples": samples}, f)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "..", "src"),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), "mmdet", str(r), "2",
-                               str(tmp_path / "rdv"), str(inp), str(tmp_path / "out.json")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err.decode()[-3000:]
-    import json
-    with open(tmp_path / "out.json") as f:
-        got = json.load(f)
     imgs = [s["img_id"] for s in samples]
     exp = _expected(tmp_path, lvis_path, _cols_in_order(d, back, score, imgs[0::2] + imgs[1::2]))
-    assert got == exp
+    assert ddp_outputs["mmdet"] == exp
 
 
 def test_evaluator_in_process_padding_and_rounding(tmp_path, lvis_path):

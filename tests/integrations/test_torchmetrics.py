@@ -1,11 +1,6 @@
 """LVISMeanAveragePrecision against torchmetrics' MeanAveragePrecision (pycocotools path, step by step in
 tm_reference.py, and the real class where it imports), against the CLI on the bundled LVIS subset, and
 synced over two gloo processes."""
-import json
-import os
-import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,66 +8,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchmetrics")
 
+from adapters_data import TM_KW, make_inputs  # noqa: E402
 from cli_figures import cli_figures  # noqa: E402
 from lveval.integrations.torchmetrics import LVISMeanAveragePrecision  # noqa: E402
 from lveval.io.gt import load_gt  # noqa: E402
 from lveval.io.results import load_results  # noqa: E402
 from lveval.simulate import simulate  # noqa: E402
 from tm_reference import tm_map  # noqa: E402
-
-HERE = os.path.dirname(__file__)
-H, W = 48, 64
-
-
-def _from_xyxy(b: torch.Tensor, fmt: str) -> torch.Tensor:
-    if fmt == "xyxy":
-        return b
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    if fmt == "xywh":
-        return torch.stack([b[:, 0], b[:, 1], w, h], 1)
-    return torch.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w, h], 1)
-
-
-def _mask(box, rng):
-    m = np.zeros((H, W), bool)
-    x0, y0, x1, y1 = [int(round(float(v))) for v in box]
-    m[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)] = True
-    m &= rng.random((H, W)) < 0.9            # ragged, so mask IoU differs from box IoU
-    return m
-
-
-def make_inputs(seed, n_img=9, n_cls=5, fmt="xyxy", masks=False):
-    """torchmetrics-style update inputs: a few images, crowd and given areas, images without targets or
-    without predictions, float32 boxes and scores."""
-    rng = np.random.default_rng(seed)
-    preds, targets = [], []
-    for i in range(n_img):
-        ng = int(rng.integers(0, 6)) if i else 0
-        xy = rng.uniform(0, 40, (ng, 2))
-        wh = rng.uniform(2, 30, (ng, 2))
-        g = np.concatenate([xy, np.minimum(xy + wh, [W, H])], 1).astype(np.float32)
-        labels = rng.integers(0, n_cls, ng)
-        t = {"boxes": torch.tensor(g).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64),
-             "iscrowd": torch.tensor((rng.random(ng) < 0.15).astype(np.int64))}
-        if i % 3 == 1:
-            t["area"] = torch.tensor(np.where(rng.random(ng) < 0.5, rng.uniform(10, 3000, ng), 0.0), dtype=torch.float32)
-        nd = int(rng.integers(0, 12)) if i != 2 else 0
-        src = rng.integers(0, max(ng, 1), nd)
-        jit = rng.normal(0, 3, (nd, 4))
-        d = (g[src] + jit if ng else rng.uniform(0, 40, (nd, 4))).astype(np.float32)
-        d[:, 2:] = np.maximum(d[:, 2:], d[:, :2] + 1)
-        dl = np.where(rng.random(nd) < 0.8, labels[src] if ng else 0, rng.integers(0, n_cls, nd))
-        p = {"boxes": torch.tensor(d).reshape(-1, 4), "scores": torch.tensor(rng.random(nd), dtype=torch.float32),
-             "labels": torch.tensor(dl, dtype=torch.int64)}
-        if masks:
-            t["masks"] = torch.tensor(np.array([_mask(b, rng) for b in g]).reshape(-1, H, W))
-            p["masks"] = torch.tensor(np.array([_mask(b, rng) for b in d]).reshape(-1, H, W))
-        p["boxes"] = _from_xyxy(p["boxes"], fmt)
-        t["boxes"] = _from_xyxy(t["boxes"], fmt)
-        preds.append(p)
-        targets.append(t)
-    return preds, targets
-
 
 def _ours(preds, targets, batch=4, **kw):
     m = LVISMeanAveragePrecision(**kw)
@@ -207,27 +149,12 @@ def test_bounded_state_subset_warning_and_reset(lvis_path):
     assert not m.det_score and not m.img_key
 
 
-def test_two_gloo_processes_sync_pruned_state(tmp_path):
+def test_two_gloo_processes_sync_pruned_state(ddp_outputs):
+    got = ddp_outputs["torchmetrics"]
     preds, targets = make_inputs(6, n_img=13)
-    kw = dict(class_metrics=True, max_dets_per_class=4)
-    inp = tmp_path / "in.pkl"
-    to_np = lambda ds: [{k: v.numpy() for k, v in d.items()} for d in ds]  # noqa: E731
-    with open(inp, "wb") as f:
-        pickle.dump({"kwargs": kw, "preds": to_np(preds), "targets": to_np(targets)}, f)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "..", "src"),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), "torchmetrics", str(r), "2",
-                               str(tmp_path / "rdv"), str(inp), str(tmp_path / "out.json")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err.decode()[-3000:]
-    with open(tmp_path / "out.json") as f:
-        got = json.load(f)
-    # torchmetrics gathers list states image by image: rank 0's first image, rank 1's first, ...
-    order = [i for j in range(7) for i in (2 * j, 2 * j + 1) if i < 13]
-    exp = tm_map([preds[i] for i in order], [targets[i] for i in order], class_metrics=True)
+    # rank r updated images r, r + 2, ...; torchmetrics numbers gathered images as its list states
+    # come back (rank 0's first, rank 1's first, ...), which is the original order here
+    exp = tm_map(preds, targets, class_metrics=True)
     _check(got, exp)
-    one = _ours([preds[i] for i in order], [targets[i] for i in order], **kw)
-    assert got == one
-    assert got["map_fixed"] != got["map"]
+    assert got == _ours(preds, targets, **TM_KW)
+    assert got["map_fixed"] != got["map"]        # K = 4 per class binds
