@@ -5,7 +5,7 @@ detect with the text they were prompted with, not an id. :class:`CategoryResolve
 maps such names to the ground truth's category ids by name or by any LVIS
 synonym, ignoring case and treating spaces and underscores alike
 (``"Aerosol can"``, ``"aerosol_can"`` and ``"spray can"`` are category 1 of
-LVIS v1). Names it cannot resolve are counted, so a run can say what it
+LVIS v1); parentheses count as spaces. Names it cannot resolve are counted, so a run can say what it
 dropped instead of failing on the first one.
 """
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-_SPACES = re.compile(r"[\s_]+")
+_SPACES = re.compile(r"[\s_()]+")
 
 
 def normalize_name(name) -> str:
-    """``name`` lower-cased, with runs of spaces and underscores as one space, stripped."""
+    """``name`` lower-cased, with runs of spaces, underscores and parentheses as one space, stripped
+    (``"bow_(weapon)"`` and ultralytics' ``"bow weapon"`` are one name)."""
     return _SPACES.sub(" ", str(name)).strip().lower()
 
 
