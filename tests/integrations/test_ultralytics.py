@@ -97,3 +97,32 @@ def test_string_image_ids_and_unknown_names(tmp_path):
     assert r.old["AP"] == pytest.approx(1.0)
     w = " ".join(r.notices.warnings)
     assert "'unicorn'" in w and "1 detections of 1 category ids" in w
+
+
+def test_lveval_and_cli_work_without_the_toolboxes(tmp_path, lvis_path):
+    """With mmengine, torchmetrics, transformers and PyYAML unimportable: lveval, its CLI and the pure adapters
+    work; the toolbox adapters raise an ImportError naming their extra."""
+    import subprocess
+    import sys
+
+    res = tmp_path / "r.json"
+    res.write_text(json.dumps(simulate(lvis_path, seed=1, candidates_per_image=5)))
+    code = f"""
+import sys
+for m in ("mmengine", "torchmetrics", "transformers", "yaml", "ultralytics"):
+    sys.modules[m] = None
+import lveval, lveval.integrations, lveval.integrations.huggingface
+from lveval.integrations import ultralytics as ul
+assert ul.read_names("names:\\n  0: a b\\n  1: c\\n") == ["a b", "c"]
+from lveval.cli import main
+assert main(["evaluate", {lvis_path!r}, {str(res)!r}, "--quiet", "--json", {str(tmp_path / "o.json")!r}]) == 0
+for mod in ("mmdet", "torchmetrics"):
+    try:
+        __import__("lveval.integrations." + mod)
+    except ImportError as e:
+        print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'lveval[mmdet]'" in out.stdout and "pip install 'lveval[torchmetrics]'" in out.stdout
+    assert json.loads((tmp_path / "o.json").read_text())["fixed"]["AP"] >= 0
