@@ -158,3 +158,17 @@ def test_two_gloo_processes_sync_pruned_state(ddp_outputs):
     _check(got, exp)
     assert got == _ours(preds, targets, **TM_KW)
     assert got["map_fixed"] != got["map"]        # K = 4 per class binds
+
+
+def test_merge_state_with_an_empty_metric_and_compute_twice():
+    preds, targets = make_inputs(7, n_img=12)
+    a, b, empty = (LVISMeanAveragePrecision(class_metrics=True) for _ in range(3))
+    a.update(preds[:5], targets[:5])
+    b.update(preds[5:], targets[5:])
+    a.merge_state(b)
+    a.merge_state(empty)
+    first = {k: v.tolist() for k, v in a.compute().items()}
+    _check(first, tm_map(preds, targets, class_metrics=True))   # no score ties: image order is immaterial
+    assert {k: v.tolist() for k, v in a.compute().items()} == first
+    a.update(preds[:1], targets[:1])                            # updating after compute goes on counting
+    assert a.compute()["map"].item() == pytest.approx(tm_map(preds + preds[:1], targets + targets[:1])["map"])

@@ -43,6 +43,7 @@ _DET = ("det_image", "det_label", "det_score", "det_box")
 _GT = ("gt_image", "gt_label", "gt_box", "gt_crowd", "gt_area")
 _IMG = ("img_key", "img_ndet", "img_size")
 _OBJ = ("det_mask", "gt_mask")          # lists of RLE dicts, gathered as objects
+_WIDTH = {"det_box": (4,), "gt_box": (4,), "img_size": (2,)}
 
 
 def default_thresholds():
@@ -270,9 +271,13 @@ class LVISMeanAveragePrecision(Metric):
 
     # -- syncing ------------------------------------------------------------------------------------
     def _local_state(self) -> dict:
-        self._prune()
-        st = {name: _cat(getattr(self, name)) for name in _DET + _GT + _IMG}
-        st["det_mask"] = _flat(self.det_mask)
+        """This rank's state as numpy arrays, detections cut to the kept rows (the metric's own chunks are
+        left as they are: torchmetrics restores them after a sync)."""
+        kept = self._kept_columns()
+        st = {name: _cat(getattr(self, name)) for name in _GT + _IMG}
+        st.update(det_image=kept["image_id"], det_label=kept["category_id"], det_score=kept["score"],
+                  det_box=np.asarray(kept["bbox"], np.float64).reshape(-1, 4))
+        st["det_mask"] = list(kept.get("segmentation", []))
         st["gt_mask"] = _flat(self.gt_mask)
         st["resolver"] = dict(self._resolver.unknown) if self._resolver is not None else {}
         return st
@@ -286,7 +291,7 @@ class LVISMeanAveragePrecision(Metric):
         for name in _DET + _GT + _IMG:
             parts = []
             for r, s in enumerate(states):
-                a = s[name]
+                a = np.asarray(s[name]).reshape((-1,) + _WIDTH.get(name, ()))
                 if self.gt is None and name in ("det_image", "gt_image", "img_key"):
                     a = a * world + r
                 parts.append(a)
