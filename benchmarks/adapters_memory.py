@@ -8,9 +8,9 @@ batches of 8 images, as a validation loop would. Recorded per adapter: the
 most rows its state held after any batch, the collector's bound
 ``K x classes + N x images`` (N = 300, AP-Old's cap), the peak resident set
 size (``ru_maxrss``) and its growth over the process after imports, the
-evaluation's wall time, and the figures (AP-Old / AP-Fixed / AP-Pool).
+resident size once everything is fed (the held state), the evaluation's wall time, and the figures (AP-Old / AP-Fixed / AP-Pool).
 
-    python benchmarks/adapters_memory.py                      # 2,000 images x 500 = 1M detections
+    python benchmarks/adapters_memory.py                      # 500 images x 2,000 = 1M detections
     python benchmarks/adapters_memory.py --images 200 --dets-per-image 100   # quick
 
 Needs mmengine and torchmetrics (pip install -e ".[mmdet,torchmetrics]").
@@ -110,6 +110,7 @@ def child(which: str, gt_path: str, dets_per_image: int, k: int) -> dict:
         _feed(which, metric, buf, torch)
         peak_rows = max(peak_rows, held())
     t_feed = time.perf_counter() - t0
+    after_feed = rss_mb()
     t0 = time.perf_counter()
     if which == "mmdet":
         out = metric.compute_metrics([metric.state()])
@@ -122,7 +123,7 @@ def child(which: str, gt_path: str, dets_per_image: int, k: int) -> dict:
     return {"adapter": which, "detections": fed, "peak_rows_held": int(peak_rows),
             "bound_rows": k * len(gt["categories"]) + 300 * len(gt["images"]),
             "rss_after_imports_mb": round(base, 1), "peak_rss_mb": round(peak, 1),
-            "growth_mb": round(peak - base, 1), "feed_s": round(t_feed, 2), "evaluate_s": round(t_eval, 2),
+            "rss_after_feed_mb": round(after_feed, 1), "growth_mb": round(peak - base, 1), "feed_s": round(t_feed, 2), "evaluate_s": round(t_eval, 2),
             "figures": {k2: round(v, 4) for k2, v in figs.items()}}
 
 
@@ -140,9 +141,9 @@ def _feed(which, metric, buf, torch):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--classes", type=int, default=50)
-    p.add_argument("--dets-per-image", type=int, default=500)
+    p.add_argument("--images", type=int, default=500)
+    p.add_argument("--classes", type=int, default=20)
+    p.add_argument("--dets-per-image", type=int, default=2000)
     p.add_argument("--k", type=int, default=10_000)
     p.add_argument("--child", nargs=2, metavar=("ADAPTER", "GT"), help=argparse.SUPPRESS)
     a = p.parse_args()

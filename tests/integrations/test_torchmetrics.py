@@ -62,19 +62,34 @@ def test_custom_thresholds_and_max_dets():
     assert iou[1] != 0.55 and rec[1] != 0.01
 
 
-def test_real_torchmetrics_class_where_it_imports():
+REAL_CASES = [dict(class_metrics=True), dict(box_format="xywh"), dict(box_format="cxcywh", class_metrics=True),
+              dict(iou_type="segm", class_metrics=True), dict(iou_type=("bbox", "segm"), class_metrics=True),
+              dict(iou_thresholds=[0.3, 0.5, 0.8], rec_thresholds=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   max_detection_thresholds=[1, 3, 100]),
+              dict(max_detection_thresholds=[2, 5, 7]), dict(max_detection_thresholds=[1, 100, 300])]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("kw", REAL_CASES)
+def test_real_torchmetrics_class_where_it_imports(kw):
+    """torchmetrics' own MeanAveragePrecision (it needs torchvision) on the same update calls."""
     try:
         from torchmetrics.detection import MeanAveragePrecision
         MeanAveragePrecision()
     except Exception as e:   # needs torchvision
         pytest.skip(f"torchmetrics' MeanAveragePrecision is not usable here: {e}")
-    for kw in (dict(class_metrics=True), dict(box_format="cxcywh", iou_thresholds=[0.5, 0.7])):
-        preds, targets = make_inputs(4, fmt=kw.get("box_format", "xyxy"))
-        ref = MeanAveragePrecision(**kw)
-        ref.update(preds, targets)
-        exp = {k: v.tolist() for k, v in ref.compute().items()}
-        got = _ours(preds, targets, **kw)
-        _check(got, {k: v for k, v in exp.items() if k in got})
+    preds, targets = make_inputs(11, n_img=12, fmt=kw.get("box_format", "xyxy"),
+                                 masks="segm" in str(kw.get("iou_type", "")))
+    ref = MeanAveragePrecision(**kw)
+    for i in range(0, 12, 5):
+        ref.update(preds[i:i + 5], targets[i:i + 5])
+    exp = {k: v.tolist() for k, v in ref.compute().items()}
+    got = _ours(preds, targets, batch=5, **kw)
+    assert {k: got[k] for k in exp} == exp
+    assert set(got) - set(exp) <= {f"{p}{k}" for p in ("", "bbox_", "segm_")
+                                   for k in ("map_fixed", "map_fixed_50", "map_fixed_75", "map_pool", "map_pool_50",
+                                             "map_pool_75")}
 
 
 def test_lvis_file_equals_the_cli_for_three_protocols(tmp_path, lvis_path):
