@@ -5,10 +5,14 @@ A synthetic LVIS-style ground truth (``--images`` images, ``--classes`` classes
 with r/c/f frequencies) is written to a temporary file; each adapter then runs
 in its own child process, fed ``--dets-per-image`` detections per image in
 batches of 8 images, as a validation loop would. Recorded per adapter: the
-most rows its state held after any batch, the collector's bound
-``K x classes + N x images`` (N = 300, AP-Old's cap), the peak resident set
+rows kept at the end and the most rows held after any batch (kept plus
+rows pending the next prune, which happens once they reach a quarter of the
+kept ones), the collector's bound ``K x classes + N x images`` (N = 300,
+AP-Old's cap), the peak resident set
 size (``ru_maxrss``) and its growth over the process after imports, the
-resident size once everything is fed (the held state), the evaluation's wall time, and the figures (AP-Old / AP-Fixed / AP-Pool).
+resident size once everything is fed (the held state), the evaluation's wall time, and the figures (AP-Old / AP-Fixed / AP-Pool). A
+first child keeps every image's arrays, as a metric gathering all results does,
+for comparison.
 
     python benchmarks/adapters_memory.py                      # 500 images x 2,000 = 1M detections
     python benchmarks/adapters_memory.py --images 200 --dets-per-image 100   # quick
@@ -85,6 +89,15 @@ def child(which: str, gt_path: str, dets_per_image: int, k: int) -> dict:
 
     with open(gt_path) as f:
         gt = json.load(f)
+    if which == "all":      # what a metric gathering every result holds (mmengine's BaseMetric.results)
+        kept_all: list = []
+        base = rss_mb()
+        fed = 0
+        for img, box, score, lab in batches(gt, dets_per_image):
+            kept_all.append({"img_id": img, "bboxes": box, "scores": score, "labels": lab})
+            fed += len(score)
+        return {"adapter": "keep-all baseline", "detections": fed, "rss_after_imports_mb": round(base, 1),
+                "rss_after_feed_mb": round(rss_mb(), 1), "held_mb": round(rss_mb() - base, 1)}
     if which == "mmdet":
         from lveval.integrations.mmdet import LVEvalMetric
 
@@ -111,6 +124,10 @@ def child(which: str, gt_path: str, dets_per_image: int, k: int) -> dict:
         peak_rows = max(peak_rows, held())
     t_feed = time.perf_counter() - t0
     after_feed = rss_mb()
+    if which == "mmdet":
+        kept_rows = sum(len(s["score"]) for s in metric.state()["collectors"].values())
+    else:
+        kept_rows = len(metric._kept_columns()["score"])
     t0 = time.perf_counter()
     if which == "mmdet":
         out = metric.compute_metrics([metric.state()])
@@ -120,10 +137,11 @@ def child(which: str, gt_path: str, dets_per_image: int, k: int) -> dict:
         figs = {"AP-Old": float(out["map"]), "AP-Fixed": float(out["map_fixed"]), "AP-Pool": float(out["map_pool"])}
     t_eval = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"adapter": which, "detections": fed, "peak_rows_held": int(peak_rows),
+    return {"adapter": which, "detections": fed, "kept_rows": int(kept_rows), "peak_rows_held": int(peak_rows),
             "bound_rows": k * len(gt["categories"]) + 300 * len(gt["images"]),
             "rss_after_imports_mb": round(base, 1), "peak_rss_mb": round(peak, 1),
-            "rss_after_feed_mb": round(after_feed, 1), "growth_mb": round(peak - base, 1), "feed_s": round(t_feed, 2), "evaluate_s": round(t_eval, 2),
+            "rss_after_feed_mb": round(after_feed, 1), "held_mb": round(after_feed - base, 1),
+            "growth_mb": round(peak - base, 1), "feed_s": round(t_feed, 2), "evaluate_s": round(t_eval, 2),
             "figures": {k2: round(v, 4) for k2, v in figs.items()}}
 
 
@@ -154,13 +172,11 @@ def main() -> int:
         gt = os.path.join(tmp, "gt.json")
         make_gt(gt, a.images, a.classes)
         rows = []
-        for which in ("mmdet", "torchmetrics"):
+        for which in ("all", "mmdet", "torchmetrics"):
             out = subprocess.run([sys.executable, __file__, "--child", which, gt, "--dets-per-image",
                                   str(a.dets_per_image), "--k", str(a.k)], capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]))
-    full_mb = rows[0]["detections"] * (8 + 8 + 8 + 32) / 2 ** 20
-    print(f"all {rows[0]['detections']} detections as columns would take {full_mb:.0f} MB before any gather")
     return 0
 
 
