@@ -58,7 +58,10 @@ class LVEvalMetric(BaseMetric):
     max_dets_per_image: AP-Old's cap (300 for LVIS, 100 for COCO).
     protocols: which of ``old``, ``fixed``, ``pooled`` to evaluate.
     digits: decimals of the returned figures (3 as mmdet rounds; None keeps
-    them exact). ``self.eval_results`` holds each type's
+    them exact). classwise: also ``<name>_precision``, each class's AP-Old
+    (NaN where undefined), as mmdet's ``classwise=True`` adds. Other
+    ``LVISMetric`` arguments (``outfile_prefix``, ``proposal_nums``, ...) are
+    accepted and unused. ``self.eval_results`` holds each type's
     :class:`lveval.metrics.EvalResult` after ``evaluate``.
     """
 
@@ -67,12 +70,18 @@ class LVEvalMetric(BaseMetric):
     def __init__(self, ann_file: str, metric: str | Sequence[str] = "bbox", *,
                  max_dets_per_class: int = 10_000, max_dets_per_image: int | None = None,
                  protocols: Sequence[str] = ("old", "fixed", "pooled"), digits: int | None = 3,
-                 collect_device: str = "cpu", prefix: str | None = None, dataset: str | None = None,
-                 **_ignored) -> None:
+                 classwise: bool = False, collect_device: str = "cpu", prefix: str | None = None,
+                 dataset: str | None = None, backend_args: dict | None = None, format_only: bool = False,
+                 **_unused) -> None:
+        from mmengine.fileio import get_local_path
+
         from ..io.gt import load_gt
         from ..metrics import check_protocols
 
-        self.gt = load_gt(ann_file, dataset=dataset)
+        if format_only:
+            raise ValueError("LVEvalMetric evaluates; for format_only use mmdet's LVISMetric")
+        with get_local_path(ann_file, backend_args=backend_args) as local:
+            self.gt = load_gt(local, dataset=dataset)
         if prefix is None and self.gt.kind == "coco":
             prefix = "coco"
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -85,6 +94,7 @@ class LVEvalMetric(BaseMetric):
         self.max_dets_per_image = int(Params(dataset=self.gt.kind,
                                              max_dets_per_image=max_dets_per_image).max_dets_per_image)
         self.digits = digits
+        self.classwise = bool(classwise)
         self.eval_results: dict = {}
         self._table = None
         self._reset_state()
@@ -179,6 +189,10 @@ class LVEvalMetric(BaseMetric):
                 logger.warning(f"lveval ({m}): {w}")
             self.eval_results[m] = r
             out.update(self._figures(m, r))
+            if self.classwise and r.old:
+                for row in r.per_class:
+                    ap = row.get("AP_old", -1.0)
+                    out[f"{row['name']}_precision"] = round(ap, 3) if ap >= 0 else float("nan")
         return out
 
     def _figures(self, m: str, r) -> dict:
