@@ -27,7 +27,7 @@ def _expected(tmp_path, lvis_path, cols):
 
 
 def test_two_gloo_processes_equal_the_cli(tmp_path, lvis_path, ddp_outputs):
-    samples, d, back, score, meta = _samples(lvis_path)
+    samples, d, back, score, _ = _samples(lvis_path)
     imgs = [s["img_id"] for s in samples]
     exp = _expected(tmp_path, lvis_path, _cols_in_order(d, back, score, imgs[0::2] + imgs[1::2]))
     assert ddp_outputs["mmdet"] == exp

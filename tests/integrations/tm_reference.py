@@ -92,7 +92,7 @@ def tm_map(preds, targets, *, iou_type=("bbox",), box_format="xyxy", iou_thresho
         names = ["map", "map_50", "map_75", "map_small", "map_medium", "map_large", f"mar_{mdt[0]}",
                  f"mar_{mdt[1]}", f"mar_{mdt[2]}", "mar_small", "mar_medium", "mar_large"]
 
-        def run(cat_ids=None):
+        def run(cat_ids=None, gt_ds=gt_ds, dt_ds=dt_ds, t=t):
             gt, dt = COCO(), COCO()
             gt.dataset, dt.dataset = gt_ds, dt_ds
             with contextlib.redirect_stdout(io.StringIO()):
