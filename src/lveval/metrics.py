@@ -269,8 +269,8 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
         params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
                         max_dets_per_class=max_dets_per_class)
     else:
-        params = dataclasses.replace(params, iou_type=iou_type, dataset=g.kind,
-                                     max_dets_per_image=max_dets_per_image or params.max_dets_per_image,
+        cap = max_dets_per_image or (params.max_dets_per_image if params.dataset == g.kind else None)
+        params = dataclasses.replace(params, iou_type=iou_type, dataset=g.kind, max_dets_per_image=cap,
                                      max_dets_per_class=max_dets_per_class)
     bar.start("loading results")
     raw = load_results(results)
