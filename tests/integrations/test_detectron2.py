@@ -151,3 +151,27 @@ def test_single_process_gather_and_dataset_name(monkeypatch, lvis_path):
                [{"instances": Instances(np.array([[1.0, 2.0, 11.0, 22.0]]), np.array([0.4]), np.array([1]))}])
     cols = ev._collector.to_columns()
     assert cols["category_id"].tolist() == [12] and cols["bbox"].tolist() == [[1.0, 2.0, 10.0, 20.0]]
+
+
+def test_classic_keys_hold_ap_old_and_subset_is_warned(lvis_path, coco_paths):
+    """detectron2's LVISEvaluator / COCOEvaluator keys (AP, AP50, ..., APr/APc/APf) next to the protocol keys,
+    with AP-Old's values; a run over part of the images says so."""
+    d = load_results(simulate(lvis_path, seed=4, candidates_per_image=100))
+    gt = lveval.io.load_gt(lvis_path)
+    ev = LVEvalEvaluator(lvis_path, max_dets_per_class=30)
+    images = np.unique(d.img_id)[:20]
+    feed(ev, d, gt.cat_ids, images)
+    out = ev.evaluate()["bbox"]
+    r = ev.results["bbox"]
+    assert [k for k in out][:9] == ["AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"]
+    for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APc", "APf"):
+        v = r.old[k]
+        assert out[k] == (100 * v if v >= 0 else pytest.approx(float("nan"), nan_ok=True)), k
+    assert out["AP"] == out["AP-Old"]
+    assert any("detections were given for 20 of the ground truth's 100 images" in w for w in r.notices.warnings)
+    c = load_results(coco_paths["bbox"])
+    cgt = lveval.io.load_gt(coco_paths["gt"])
+    ev = LVEvalEvaluator(coco_paths["gt"])
+    feed(ev, c, cgt.cat_ids, np.unique(c.img_id))
+    out = ev.evaluate()["bbox"]
+    assert "APr" not in out and out["AP"] == pytest.approx(100 * ev.results["bbox"].old["AP"])

@@ -1,4 +1,5 @@
-"""torch stays optional: only lveval.longtail needs it, and says how to get it.
+"""torch stays optional: only lveval.longtail (and the toolbox adapters built on torch-based toolboxes,
+lveval.integrations.mmdet and lveval.integrations.torchmetrics) need it, and say how to get it.
 
 Unlike the other modules here this one needs no torch itself (it runs its
 checks in subprocesses), so it also runs -- and matters most -- without torch.
@@ -33,9 +34,11 @@ def test_rest_of_lveval_does_not_import_torch():
         import importlib, pkgutil, sys
         import lveval
 
-        def walk(package):  # like pkgutil.walk_packages, but never enters lveval.longtail
+        NEEDS_TORCH = {"lveval.longtail", "lveval.integrations.mmdet", "lveval.integrations.torchmetrics"}
+
+        def walk(package):  # like pkgutil.walk_packages, but never enters the modules built on torch
             for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-                if info.name == "lveval.longtail":
+                if info.name in NEEDS_TORCH:
                     continue
                 try:
                     module = importlib.import_module(info.name)

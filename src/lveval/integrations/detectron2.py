@@ -12,7 +12,10 @@ bounded by ``K x classes + N x images`` detections whatever the detector
 outputs. ``evaluate()`` gathers the kept detections on the main process
 (``torch.distributed`` when initialised; a ``gather`` function can be
 injected) and returns detectron2-style ``{"bbox": {"AP-Old": 25.1, ...}}``
-in percent, the same figures ``lveval evaluate`` gives on all detections.
+in percent, the same figures ``lveval evaluate`` gives on all detections,
+together with detectron2's own keys (``AP``, ``AP50``, ..., ``APr``, ``APc``,
+``APf``) holding AP-Old, so hooks and checkpointers watching ``bbox/AP`` keep
+working.
 
     from lveval.integrations.detectron2 import LVEvalEvaluator
     evaluator = LVEvalEvaluator("lvis_v1_val.json", iou_types=("bbox", "segm"))
@@ -31,9 +34,22 @@ import numpy as np
 
 from ..params import Params
 from ..topk import TopKPerClass, _to_numpy
-from .metric import PROTOCOL_SUFFIX, _LabelMap, collector_caps, encode_masks, flat_figures
+from .metric import PROTOCOL_SUFFIX, ImageLog, _LabelMap, add_warnings, collector_caps, encode_masks, flat_figures
 
 log = logging.getLogger("lveval.detectron2")
+
+#: the keys detectron2's LVISEvaluator / COCOEvaluator return (AP-Old's figures, in percent)
+CLASSIC_KEYS = {"lvis": ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"),
+                "coco": ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+
+
+def classic_figures(result) -> dict:
+    """detectron2's own keys (``AP``, ``AP50``, ..., ``APr``...) from AP-Old, in percent (NaN where
+    undefined); empty when AP-Old was not evaluated."""
+    if not result.old:
+        return {}
+    return {k: 100.0 * result.old[k] if result.old[k] >= 0 else float("nan")
+            for k in CLASSIC_KEYS[result.gt.kind] if k in result.old}
 
 
 def default_gather(obj) -> list | None:
@@ -116,6 +132,7 @@ class LVEvalEvaluator:
     def reset(self) -> None:
         """Start a new evaluation (called by detectron2 before inference)."""
         self._collector = TopKPerClass(**collector_caps(self), box_format="xyxy")
+        self._images = ImageLog()
         self._with_masks = "segm" in self.iou_types
 
     def process(self, inputs, outputs) -> None:
@@ -134,6 +151,7 @@ class LVEvalEvaluator:
                 if not _has(inst, "pred_masks"):
                     raise ValueError("segm evaluation needs instances.pred_masks")
                 masks = encode_masks(inst.pred_masks)
+            self._images.add([int(inp["image_id"])], [len(scores)])
             self._collector.add(int(inp["image_id"]), boxes, scores, cats, masks)
 
     def evaluate(self):
@@ -143,10 +161,16 @@ class LVEvalEvaluator:
         """
         from ..metrics import evaluate
 
-        states = self.gather(self._collector.state())
+        state = self._collector.state()
+        state["images"] = self._images.state()
+        states = self.gather(state)
         if not states:
             return {}
         merged = TopKPerClass.from_states(states)
+        images = ImageLog()
+        for s in states:
+            if "images" in s:
+                images.load_state(s["images"])
         cols = merged.to_columns()
         if self.output_dir:
             merged.write(os.path.join(self.output_dir, "lveval_results.json"))
@@ -155,10 +179,13 @@ class LVEvalEvaluator:
             r = evaluate(self.gt, cols, iou_type=t, protocols=self.protocols,
                          max_dets_per_image=self.max_dets_per_image,
                          max_dets_per_class=self.max_dets_per_class)
+            add_warnings(r, images.warnings(self.gt))
             self.results[t] = r
             for w in r.notices.warnings:
                 log.warning(w)
-            out[t] = {k: 100.0 * v if v >= 0 else float("nan") for k, v in flat_figures(r, self.protocols).items()}
+            out[t] = classic_figures(r)
+            out[t].update({k: 100.0 * v if v >= 0 else float("nan")
+                           for k, v in flat_figures(r, self.protocols).items()})
         if self.output_dir:
             from ..output import write_json
 
@@ -173,4 +200,4 @@ def _has(inst, name: str) -> bool:
     return hasattr(inst, name)
 
 
-__all__ = ["LVEvalEvaluator", "default_gather", "PROTOCOL_SUFFIX"]
+__all__ = ["LVEvalEvaluator", "default_gather", "classic_figures", "CLASSIC_KEYS", "PROTOCOL_SUFFIX"]

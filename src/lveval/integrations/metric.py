@@ -19,6 +19,7 @@ import numpy as np
 
 from ..params import Params
 from ..topk import TopKPerClass, _to_numpy
+from .labels import CategoryResolver, is_text
 
 PROTOCOL_SUFFIX = {"old": "Old", "fixed": "Fixed", "pooled": "Pool"}
 
@@ -42,13 +43,73 @@ def flat_figures(result, protocols=("old", "fixed", "pooled")) -> dict:
     return out
 
 
+class ImageLog:
+    """Which images a collector was given and how many detections each had (before any pruning).
+
+    Kept beside a top-K collector so an evaluation can say when it covered
+    only part of the ground truth's images (the others count as images
+    without detections) and how many images had no detections at all.
+    """
+
+    def __init__(self):
+        self._ids: list = []
+        self._counts: list = []
+
+    def add(self, image_ids, counts) -> None:
+        """Record images (ids and detection counts, arrays of equal length)."""
+        self._ids.append(np.asarray(image_ids, np.int64).reshape(-1))
+        self._counts.append(np.asarray(counts, np.int64).reshape(-1))
+
+    def state(self) -> dict:
+        """``{"image_id": ..., "num_dets": ...}``: per image its total (duplicates summed)."""
+        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
+        cnt = np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+        u, inv = np.unique(ids, return_inverse=True)
+        tot = np.bincount(inv.reshape(-1), weights=cnt, minlength=len(u)).astype(np.int64)
+        self._ids, self._counts = [u], [tot]
+        return {"image_id": u, "num_dets": tot}
+
+    def load_state(self, state: dict) -> "ImageLog":
+        self.add(state["image_id"], state["num_dets"])
+        return self
+
+    def __len__(self) -> int:
+        return len(self.state()["image_id"])
+
+    def warnings(self, gt) -> list:
+        """The coverage warning for ground truth ``gt`` (empty when every image was given)."""
+        s = self.state()
+        _, known = gt.image_index(s["image_id"])
+        seen = int(known.sum())
+        if not len(s["image_id"]) or seen >= gt.num_images:
+            return []
+        empty_seen = int((s["num_dets"][known] == 0).sum())
+        missing = gt.num_images - seen
+        return [f"detections were given for {seen} of the ground truth's {gt.num_images} images; the "
+                f"{missing} others count as images without detections (pass every image, or restrict the "
+                f"ground truth to the images evaluated); {missing + empty_seen} images have no detections "
+                f"({empty_seen} of those given)"]
+
+
+def add_warnings(result, lines) -> None:
+    """Append warnings to an EvalResult's notices, each once."""
+    for w in lines:
+        if w and w not in result.notices.warnings:
+            result.notices.warn(w)
+
+
 class _LabelMap:
-    """Contiguous label -> dataset category id (a sequence, a mapping, or identity)."""
+    """Contiguous label -> dataset category id (a sequence, a mapping, a callable such as a
+    :class:`CategoryResolver`, or identity)."""
 
     def __init__(self, mapping):
         self.table = None
         self.mapping = None
+        self.func = None
         if mapping is None:
+            return
+        if callable(mapping) and not isinstance(mapping, Mapping):
+            self.func = mapping
             return
         if isinstance(mapping, Mapping):
             self.mapping = {int(k): int(v) for k, v in mapping.items()}
@@ -60,6 +121,8 @@ class _LabelMap:
             self.table = np.asarray(list(mapping), np.int64)
 
     def __call__(self, labels: np.ndarray) -> np.ndarray:
+        if self.func is not None:
+            return np.asarray(self.func(labels), np.int64)
         labels = np.asarray(labels, np.int64)
         if self.table is None and self.mapping is None:
             return labels
@@ -81,15 +144,28 @@ class TopKPerClassCollector(TopKPerClass):
     (torchvision's ``boxes``/``scores``/``labels``; ``image_id`` in the dict or
     in ``image_ids``). Boxes are XYXY by default (torchvision, detectron2);
     ``label_to_category`` maps model labels to dataset category ids (a
-    sequence indexed by label, or a dict). ``compute()`` returns the kept
-    detections as columns for :func:`lveval.evaluate`.
+    sequence indexed by label, a dict, or a callable such as
+    :class:`~lveval.integrations.labels.CategoryResolver`); ``categories``
+    (the ground truth's records, or a GroundTruth) lets labels be names or
+    LVIS synonyms: those matching nothing are dropped and counted in
+    ``self.resolver.unknown``. ``compute()`` returns the kept detections as
+    columns for :func:`lveval.evaluate`; ``self.images`` records every image
+    given (with or without detections).
     """
 
     def __init__(self, k: int = 10_000, per_image: int | None = None, *, box_format: str = "xyxy",
-                 label_to_category=None, per_image_scope: str = "image"):
+                 label_to_category=None, per_image_scope: str = "image", categories=None):
         super().__init__(k, per_image, box_format=box_format, per_image_scope=per_image_scope)
         self.label_to_category = label_to_category
         self._labels = _LabelMap(label_to_category)
+        self.resolver = CategoryResolver(categories) if categories is not None else None
+        self.images = ImageLog()
+
+    def reset(self) -> None:
+        super().reset()
+        self.images = ImageLog()
+        if self.resolver is not None:
+            self.resolver.unknown.clear()
 
     def update(self, preds: Sequence[Mapping[str, Any]], image_ids: Sequence | None = None) -> None:
         """Add a batch of per-image predictions."""
@@ -102,8 +178,45 @@ class TopKPerClassCollector(TopKPerClass):
             if img is None:
                 raise ValueError("each prediction needs an image_id (in the dict or via image_ids=)")
             img = int(_to_numpy(img).reshape(-1)[0])
-            labels = self._labels(_to_numpy(p["labels"]).reshape(-1))
-            self.add(img, _to_numpy(p["boxes"]).reshape(-1, 4), p["scores"], labels, p.get("masks_rle"))
+            boxes = _to_numpy(p["boxes"]).reshape(-1, 4)
+            scores = _to_numpy(p["scores"], np.float64).reshape(-1)
+            masks = p.get("masks_rle")
+            raw = p["labels"]
+            if is_text(raw):
+                if self.resolver is None:
+                    raise ValueError("labels are names: pass categories= (the ground truth's categories) "
+                                     "to resolve them")
+                labels = self.resolver(list(raw))
+                ok = labels >= 0
+                if not ok.all():
+                    boxes, scores, labels = boxes[ok], scores[ok], labels[ok]
+                    masks = None if masks is None else [m for m, k in zip(masks, ok) if k]
+            else:
+                labels = self._labels(_to_numpy(raw).reshape(-1))
+            self.images.add([img], [len(scores)])
+            self.add(img, boxes, scores, labels, masks)
+
+    def warnings(self, gt) -> list:
+        """Coverage and unknown-label warnings for an evaluation against ``gt``."""
+        out = self.images.warnings(gt)
+        if self.resolver is not None and self.resolver.report():
+            out.append(self.resolver.report())
+        return out
+
+    def state(self) -> dict:
+        s = super().state()
+        s["images"] = self.images.state()
+        if self.resolver is not None:
+            s["unknown_labels"] = dict(self.resolver.unknown)
+        return s
+
+    def load_state(self, state: dict) -> "TopKPerClassCollector":
+        super().load_state(state)
+        if "images" in state:
+            self.images.load_state(state["images"])
+        if self.resolver is not None and state.get("unknown_labels"):
+            self.resolver.merge_unknown(state["unknown_labels"])
+        return self
 
     def compute(self) -> dict:
         """The kept detections as columns (image_id, category_id, score, bbox xywh)."""
@@ -145,7 +258,7 @@ class FixedAPMetric:
 
     def _new_collector(self) -> TopKPerClassCollector:
         return TopKPerClassCollector(**collector_caps(self), box_format=self.box_format,
-                                     label_to_category=self.label_to_category)
+                                     label_to_category=self.label_to_category, categories=self.gt)
 
     def reset(self) -> None:
         """Forget all detections."""
@@ -155,7 +268,8 @@ class FixedAPMetric:
     def update(self, preds, image_ids=None) -> None:
         """Add a batch: a list of dicts with ``boxes`` (n, 4), ``scores`` (n,), ``labels`` (n,)
         and ``image_id`` (or pass ``image_ids``); segm evaluation also needs ``masks_rle``
-        (COCO RLE dicts) or ``masks`` (n, H, W) binary arrays."""
+        (COCO RLE dicts) or ``masks`` (n, H, W) binary arrays. Labels may be category names
+        or LVIS synonyms (strings); names matching nothing are dropped and reported."""
         if isinstance(preds, Mapping):
             preds = [preds]
         if self.iou_type == "segm":
@@ -180,6 +294,7 @@ class FixedAPMetric:
         self.result = evaluate(self.gt, cols, iou_type=self.iou_type, protocols=self.protocols,
                                max_dets_per_image=self.max_dets_per_image,
                                max_dets_per_class=self.max_dets_per_class, **self.eval_kwargs)
+        add_warnings(self.result, self.collector.warnings(self.gt))
         return flat_figures(self.result, self.protocols)
 
 
