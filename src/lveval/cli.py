@@ -50,8 +50,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_options(p: argparse.ArgumentParser, protocols=True) -> None:
-    p.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    p.add_argument("--iou-type", choices=("bbox", "segm", "boundary"), default="bbox",
+                   help="boundary: Boundary IoU, min(mask IoU, IoU of the masks' boundaries)")
+    p.add_argument("--dilation-ratio", type=float, default=0.02, metavar="R",
+                   help="--iou-type boundary: band width as a fraction of the image diagonal (default 0.02)")
     if protocols:
+        p.add_argument("--challenge", choices=("lvis2021",), default=None,
+                       help="lvis2021: the LVIS 2021 challenge figure, boundary AP-Fixed (10000/class, "
+                            "no per-image cap, dilation 0.02), with AP-Pool on the same detections")
         p.add_argument("--protocols", default="old,fixed,pooled",
                        help="comma-separated subset of old,fixed,pooled (default: all three)")
     p.add_argument("--max-dets-per-image", type=int, default=None, metavar="N",
@@ -65,9 +71,22 @@ def _eval_options(p: argparse.ArgumentParser, protocols=True) -> None:
 
 
 def _eval_kwargs(a) -> dict:
-    return dict(iou_type=a.iou_type, max_dets_per_image=a.max_dets_per_image,
-                max_dets_per_class=a.max_dets_per_class, dataset=a.dataset,
-                on_unknown_image=a.on_unknown_image, on_unknown_category=a.on_unknown_category)
+    kw = dict(iou_type=a.iou_type, max_dets_per_image=a.max_dets_per_image,
+              max_dets_per_class=a.max_dets_per_class, dataset=a.dataset,
+              on_unknown_image=a.on_unknown_image, on_unknown_category=a.on_unknown_category)
+    if a.iou_type == "boundary" or a.dilation_ratio != 0.02:   # only boundary IoU has a band
+        kw["dilation_ratio"] = a.dilation_ratio
+    if getattr(a, "challenge", None):
+        from .metrics import challenge_settings
+
+        try:   # the preset's protocols replace the default list (evaluate() does this)
+            c = challenge_settings(a.challenge, iou_type=a.iou_type, protocols=protocols_arg(a),
+                                   max_dets_per_class=a.max_dets_per_class, dilation_ratio=a.dilation_ratio)
+        except ValueError as exc:
+            raise InputError(f"--challenge: {exc}") from None
+        c.pop("protocols")
+        kw.update(c, challenge=a.challenge)
+    return kw
 
 
 def protocols_arg(a) -> list:

@@ -24,6 +24,15 @@ from .select import cap_per_image, federated_mask, score_order, top_k_per_class
 PROTOCOLS = ("old", "fixed", "pooled")
 POOLS = ("all",) + FREQUENCIES
 
+# Presets fixing what an official benchmark reports. lvis2021: the LVIS 2021 challenge
+# (lvis-api's lvis_challenge_2021 branch, LVISEval(..., mode="challenge2021")): Boundary IoU,
+# the top 10,000 detections per class, no per-image cap, i.e. AP-Fixed; AP-Pool on the same set.
+CHALLENGES = {
+    "lvis2021": {"iou_type": "boundary", "max_dets_per_class": 10_000, "dilation_ratio": 0.02,
+                 "protocols": ("fixed", "pooled"),
+                 "headline": "LVIS 2021 challenge: boundary AP-Fixed (10000/class, no per-image cap)"},
+}
+
 
 def mean_valid(s: np.ndarray) -> float:
     v = s[s > -1]
@@ -84,6 +93,13 @@ class EvalResult:
     recall: dict = field(default_factory=dict, repr=False)      # protocol -> (T, K, A)
     pooled_precision: dict = field(default_factory=dict, repr=False)  # pool -> (T, R) or None
     matching: Matching | None = field(default=None, repr=False)
+    challenge: str | None = None    # a preset's name (CHALLENGES); its headline is ``headline()``
+
+    def headline(self) -> tuple[str, float] | None:
+        """(label, value) of the preset's official figure, or None without a preset."""
+        if self.challenge is None or self.fixed is None:
+            return None
+        return CHALLENGES[self.challenge]["headline"], self.fixed["AP"]
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {}
@@ -91,6 +107,9 @@ class EvalResult:
             v = getattr(self, p)
             if v is not None:
                 d[p] = v
+        if self.challenge is not None:
+            label, value = self.headline() or (CHALLENGES[self.challenge]["headline"], -1.0)
+            d["challenge"] = {"name": self.challenge, "headline": label, "AP": value}
         d["per_class"] = self.per_class
         d["params"] = self.params.to_dict()
         d["skipped"] = dict(sorted(self.notices.skipped.items()))
@@ -232,38 +251,73 @@ def check_protocols(protocols: Iterable[str]) -> tuple:
     return protocols
 
 
+def challenge_settings(challenge: str, *, iou_type: str = "bbox", protocols: Iterable[str] | None = None,
+                       max_dets_per_class: int = 10_000, dilation_ratio: float = 0.02) -> dict:
+    """The settings a preset fixes (iou_type, max_dets_per_class, dilation_ratio, protocols).
+
+    ValueError for an unknown preset or a setting that contradicts it (``iou_type`` may be left
+    at its default "bbox"; ``protocols``, None or all three for the preset's, else a subset of them)."""
+    if challenge not in CHALLENGES:
+        raise ValueError(f"unknown challenge {challenge!r}; choose from {', '.join(CHALLENGES)}")
+    c = CHALLENGES[challenge]
+    if iou_type not in ("bbox", c["iou_type"]):
+        raise ValueError(f"challenge {challenge} evaluates iou_type {c['iou_type']!r}, not {iou_type!r}")
+    for name, v in (("max_dets_per_class", max_dets_per_class), ("dilation_ratio", dilation_ratio)):
+        if v != c[name]:
+            raise ValueError(f"challenge {challenge} fixes {name} = {c[name]}, got {v}")
+    protocols = c["protocols"] if protocols is None or tuple(protocols) == PROTOCOLS else check_protocols(protocols)
+    extra = [p for p in protocols if p not in c["protocols"]]
+    if extra:
+        raise ValueError(f"challenge {challenge} reports {', '.join(c['protocols'])} only "
+                         f"(no per-image cap), not {', '.join(extra)}")
+    return dict(iou_type=c["iou_type"], max_dets_per_class=c["max_dets_per_class"],
+                dilation_ratio=c["dilation_ratio"], protocols=tuple(protocols))
+
+
 def evaluate(gt: Any, results: Any, *, iou_type: str = "bbox",
-             protocols: Iterable[str] = PROTOCOLS, max_dets_per_image: int | None = None,
+             protocols: Iterable[str] | None = None, max_dets_per_image: int | None = None,
              max_dets_per_class: int = 10_000, dataset: str | None = None,
              on_unknown_image: str = "error", on_unknown_category: str = "error",
-             progress: bool = False) -> EvalResult:
+             progress: bool = False, dilation_ratio: float = 0.02,
+             challenge: str | None = None) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
     ``gt``: path, COCO/LVIS dict or GroundTruth. ``results``: path (.json,
     .jsonl, .parquet), list of result dicts, dict of columns, or Detections.
+    ``iou_type``: "bbox", "segm" or "boundary" (Boundary IoU: min of mask and
+    boundary IoU, band ``dilation_ratio`` x image diagonal). ``protocols``:
+    default all three. ``challenge="lvis2021"``: the LVIS 2021 challenge
+    (boundary, AP-Fixed 10,000/class and AP-Pool; ``result.headline()``).
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
     ``progress``: show a stage bar on stderr.
     """
     from .progress import Stages
 
-    protocols = check_protocols(protocols)
+    if challenge is not None:
+        c = challenge_settings(challenge, iou_type=iou_type, protocols=protocols,
+                               max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
+        iou_type, max_dets_per_class = c["iou_type"], c["max_dets_per_class"]
+        dilation_ratio, protocols = c["dilation_ratio"], c["protocols"]
+    protocols = check_protocols(PROTOCOLS if protocols is None else protocols)
     bar = Stages(["gt", "results", "select", "match"] + list(protocols), enabled=progress)
     try:
         return _evaluate(gt, results, bar, iou_type=iou_type, protocols=protocols,
                          max_dets_per_image=max_dets_per_image, max_dets_per_class=max_dets_per_class,
                          dataset=dataset, on_unknown_image=on_unknown_image,
-                         on_unknown_category=on_unknown_category)
+                         on_unknown_category=on_unknown_category, dilation_ratio=dilation_ratio,
+                         challenge=challenge)
     finally:
         bar.close()
 
 
 def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_dets_per_class, dataset,
-              on_unknown_image, on_unknown_category) -> EvalResult:
+              on_unknown_image, on_unknown_category, dilation_ratio=0.02, challenge=None) -> EvalResult:
+    Params(iou_type=iou_type, dilation_ratio=dilation_ratio)   # bad options fail before loading
     bar.start("loading ground truth")
     g = load_gt(gt, dataset=dataset)
     bar.done()
     params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                    max_dets_per_class=max_dets_per_class)
+                    max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
     bar.start("loading results")
     raw = load_results(results)
     dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
@@ -280,7 +334,7 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
     num_dets = np.bincount(dets.cat_idx, minlength=g.num_categories)
-    res = EvalResult(params=params, gt=g, notices=notices, matching=m,
+    res = EvalResult(params=params, gt=g, notices=notices, matching=m, challenge=challenge,
                      inputs={"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)})
     if "old" in protocols:
         bar.start("accumulating AP-Old")
