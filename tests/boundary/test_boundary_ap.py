@@ -1,0 +1,110 @@
+"""Boundary AP (AP-Old, AP-Fixed, AP-Pool) against the references' evaluation loops with Boundary IoU
+computed from its definition with cv2 (boundary_reference.py)."""
+import copy
+import json
+
+import numpy as np
+import pytest
+
+import pooled_reference
+import reference
+from boundary_reference import BoundaryCOCOeval, BoundaryLVISEval
+from gen import make_dataset
+from lveval.metrics import evaluate
+from lveval.simulate import simulate
+from test_reference_lvis import KEYS, top_k_per_class
+
+
+@pytest.fixture
+def boundary_refs(monkeypatch):
+    """The reference runners of tests/reference.py and tests/pooled_reference.py, with Boundary IoU."""
+    monkeypatch.setattr(reference, "LVISEval", BoundaryLVISEval)
+    monkeypatch.setattr(reference, "COCOeval", BoundaryCOCOeval)
+    monkeypatch.setattr(pooled_reference, "LVISEval", BoundaryLVISEval)
+
+
+def nonempty(results):
+    """Results without empty masks: lvis-api's get_ann_ids keeps only area > 0 (an empty mask
+    result is dropped there, a false positive here; the same for segm, not a boundary matter)."""
+    from pycocotools import mask as mask_utils
+
+    return [r for r in results if mask_utils.area(r["segmentation"]) > 0]
+
+
+def _check_lvis(dataset, gt_arg, results, *, cap, k):
+    results = nonempty(results)
+    ours = evaluate(gt_arg, results, iou_type="boundary", max_dets_per_image=cap, max_dets_per_class=k)
+    ref_o, e_o = reference.run_lvis(dataset, results, max_dets=cap, iou_type="segm")
+    ref_f, e_f = reference.run_lvis(dataset, top_k_per_class(results, k), max_dets=-1, iou_type="segm")
+    for key in KEYS:
+        assert ours.old[key] == pytest.approx(ref_o[key], abs=1e-12), key
+        assert ours.fixed[key] == pytest.approx(ref_f[key], abs=1e-12), key
+    np.testing.assert_allclose(ours.precision["old"], e_o.eval["precision"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall["old"], e_o.eval["recall"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.precision["fixed"], e_f.eval["precision"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall["fixed"], e_f.eval["recall"], rtol=0, atol=1e-12)
+    ref_p = pooled_reference.pooled_reference(dataset, top_k_per_class(results, k), iou_type="segm")
+    assert ours.pooled["AP"] == pytest.approx(ref_p["all"], abs=1e-12)
+    for key in ("AP50", "AP75"):
+        assert ours.pooled[key] == pytest.approx(ref_p[key], abs=1e-12), key
+    for f in "rcf":
+        if f in ref_p:
+            assert ours.pooled["AP" + f] == pytest.approx(ref_p[f], abs=1e-12), f
+    return ours
+
+
+def test_lvis_subset(boundary_refs, lvis_dataset, lvis_path):
+    res = nonempty(simulate(lvis_path, seed=11, candidates_per_image=25, iou_type="segm"))
+    ours = _check_lvis(lvis_dataset, lvis_path, res, cap=15, k=40)
+    segm = evaluate(lvis_path, res, iou_type="segm", max_dets_per_image=15, max_dets_per_class=40)
+    assert ours.fixed["AP"] < segm.fixed["AP"]          # boundary IoU <= mask IoU: a harder metric
+    assert ours.to_dict()["params"]["dilation_ratio"] == 0.02
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_generated_lvis_with_ties(boundary_refs, seed):
+    gt, res = make_dataset(100 + seed, kind="lvis", n_images=4, n_cats=4, max_gt=7, max_dets=16,
+                           score_levels=3, segm=True)
+    if not res:
+        pytest.skip("no detections drawn")
+    _check_lvis(gt, copy.deepcopy(gt), res, cap=6, k=9)
+
+
+@pytest.mark.parametrize("ratio", [0.005, 0.08])
+def test_generated_lvis_other_dilation(boundary_refs, monkeypatch, ratio):
+    monkeypatch.setattr(BoundaryLVISEval, "ratio", ratio)
+    gt, res = make_dataset(7, kind="lvis", n_images=4, n_cats=3, max_gt=7, max_dets=16, segm=True)
+    res = nonempty(res)
+    ref, e = reference.run_lvis(gt, res, max_dets=300, iou_type="segm")
+    ours = evaluate(copy.deepcopy(gt), res, iou_type="boundary", dilation_ratio=ratio, protocols=["old"])
+    np.testing.assert_allclose(ours.precision["old"], e.eval["precision"], rtol=0, atol=1e-12)
+    for key in KEYS:
+        assert ours.old[key] == pytest.approx(ref[key], abs=1e-12), key
+
+
+def test_coco_with_crowd(boundary_refs, coco_paths):
+    gt = json.load(open(coco_paths["gt"]))
+    res = json.load(open(coco_paths["segm"]))
+    assert any(a["iscrowd"] for a in gt["annotations"])
+    ref, e = reference.run_coco(gt, res, iou_type="segm")
+    ours = evaluate(coco_paths["gt"], coco_paths["segm"], iou_type="boundary")
+    for key in reference.COCO_KEYS:
+        assert ours.old[key] == pytest.approx(ref[key], abs=1e-12), key
+    np.testing.assert_allclose(ours.precision["old"], e.eval["precision"][..., -1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall["old"], e.eval["recall"][..., -1], rtol=0, atol=1e-12)
+    _, e_f = reference.run_coco(gt, res, iou_type="segm", max_dets=(1, 10, 10 ** 9))
+    np.testing.assert_allclose(ours.precision["fixed"], e_f.eval["precision"][..., -1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_generated_coco_crowds_and_ties(boundary_refs, seed):
+    gt, res = make_dataset(200 + seed, kind="coco", n_images=4, n_cats=3, max_gt=7, max_dets=16,
+                           score_levels=3, segm=True)
+    if not res:
+        pytest.skip("no detections drawn")
+    ref, e = reference.run_coco(gt, res, iou_type="segm")
+    ours = evaluate(copy.deepcopy(gt), res, iou_type="boundary")
+    np.testing.assert_allclose(ours.precision["old"], e.eval["precision"][..., -1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall["old"], e.eval["recall"][..., -1], rtol=0, atol=1e-12)
+    for key in reference.COCO_KEYS:
+        assert ours.old[key] == pytest.approx(ref[key], abs=1e-12), key
