@@ -74,6 +74,8 @@ def _eval_kwargs(a) -> dict:
     kw = dict(iou_type=a.iou_type, max_dets_per_image=a.max_dets_per_image,
               max_dets_per_class=a.max_dets_per_class, dataset=a.dataset,
               on_unknown_image=a.on_unknown_image, on_unknown_category=a.on_unknown_category)
+    if not a.dilation_ratio > 0 or a.dilation_ratio == float("inf"):
+        raise InputError(f"--dilation-ratio must be a number > 0, got {a.dilation_ratio}")
     if a.iou_type == "boundary" or a.dilation_ratio != 0.02:   # only boundary IoU has a band
         kw["dilation_ratio"] = a.dilation_ratio
     if getattr(a, "challenge", None):

@@ -92,12 +92,13 @@ class Session:
     @classmethod
     def load(cls, gt, results, *, iou_type: str = "bbox", dataset: str | None = None,
              max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
-             on_unknown_image: str = "error", on_unknown_category: str = "error") -> "Session":
+             on_unknown_image: str = "error", on_unknown_category: str = "error",
+             dilation_ratio: float = 0.02) -> "Session":
         """Load and validate ``gt`` and ``results`` (anything ``lveval.evaluate`` accepts)."""
         t0 = time.perf_counter()
         g = load_gt(gt, dataset=dataset)
         params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                        max_dets_per_class=max_dets_per_class)
+                        max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
         raw = load_results(results)
         dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
                     on_unknown_category=on_unknown_category)

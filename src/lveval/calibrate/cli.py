@@ -30,7 +30,8 @@ def _calibration_options(p: argparse.ArgumentParser) -> None:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    p.add_argument("--iou-type", choices=("bbox", "segm", "boundary"), default="bbox",
+                   help="boundary: Boundary IoU with the standard dilation ratio 0.02")
     p.add_argument("--max-dets-per-class", type=int, default=10_000, metavar="K",
                    help="detections per class labelled and evaluated, as AP-Fixed (default 10000)")
     p.add_argument("--dataset", choices=("lvis", "coco"), default=None,

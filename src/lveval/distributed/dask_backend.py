@@ -171,7 +171,8 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
              max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
              dataset: str | None = None, on_unknown_image: str = "error",
              on_unknown_category: str = "error", progress: bool = False,
-             scheduler: str | None = None) -> EvalResult:
+             scheduler: str | None = None, dilation_ratio: float = 0.02,
+             challenge: str | None = None) -> EvalResult:
     """``lveval.evaluate`` sharded by class on a Dask cluster; the same figures, exactly.
 
     ``client``: a ``distributed.Client``; or ``scheduler``: its address; or
@@ -183,8 +184,14 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
     process holds one); ``result.shard_stats`` lists each shard's rows,
     time and memory, ``result.timings`` each stage's wall time.
     """
+    from ..metrics import challenge_settings
     from ..progress import Stages
 
+    if challenge is not None:   # the preset's settings, as lveval.evaluate applies them
+        c = challenge_settings(challenge, iou_type=iou_type, protocols=protocols,
+                               max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
+        iou_type, max_dets_per_class = c["iou_type"], c["max_dets_per_class"]
+        dilation_ratio, protocols = c["dilation_ratio"], c["protocols"]
     protocols = check_protocols(protocols)
     for policy in (on_unknown_image, on_unknown_category):
         check_policy(policy)
@@ -203,7 +210,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
         with stage("loading ground truth", "gt"):
             g = load_gt(gt, dataset=dataset)
             params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
-                            max_dets_per_class=max_dets_per_class)
+                            max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
         with client_for(client, workers, scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))
@@ -230,6 +237,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
             inputs = {"gt": input_digest(gt, g.digest), "results": sh.digest}
             res = reduce.assemble(g, params, protocols, parts, sh.notices, inputs)
             res.shard_stats = [p["stats"] for p in parts]
+            res.challenge = challenge
         res.timings = timings
         return res
     finally:

@@ -89,8 +89,8 @@ class LVEvalEvaluator:
         self.gt = load_gt(gt, dataset=dataset)
         self.iou_types = tuple(iou_types)
         for t in self.iou_types:
-            if t not in ("bbox", "segm"):
-                raise ValueError(f"unsupported iou type {t!r} (bbox or segm)")
+            if t not in ("bbox", "segm", "boundary"):
+                raise ValueError(f"unsupported iou type {t!r} (bbox, segm or boundary)")
         self.category_ids = self.gt.cat_ids.tolist() if category_ids is None else category_ids
         self._labels = _LabelMap(self.category_ids)
         self.max_dets_per_class = int(max_dets_per_class)
@@ -116,7 +116,7 @@ class LVEvalEvaluator:
     def reset(self) -> None:
         """Start a new evaluation (called by detectron2 before inference)."""
         self._collector = TopKPerClass(**collector_caps(self), box_format="xyxy")
-        self._with_masks = "segm" in self.iou_types
+        self._with_masks = "segm" in self.iou_types or "boundary" in self.iou_types
 
     def process(self, inputs, outputs) -> None:
         """Keep the top detections of a batch: ``inputs[i]["image_id"]``, ``outputs[i]["instances"]``."""
