@@ -63,10 +63,10 @@ def columns_from_anns(anns: list, *, path: str = "<results>") -> tuple[dict, np.
 
 
 def engine_params(p_iou_type: str, dataset: str, iou_thrs, rec_thrs, area_rng, *,
-                  max_dets_per_image: int, max_dets_per_class: int) -> Params:
+                  max_dets_per_image: int, max_dets_per_class: int, dilation_ratio: float = 0.02) -> Params:
     """Engine parameters carrying the user's thresholds and area ranges."""
     params = Params(iou_type=p_iou_type, dataset=dataset, max_dets_per_image=max_dets_per_image,
-                    max_dets_per_class=max_dets_per_class)
+                    max_dets_per_class=max_dets_per_class, dilation_ratio=dilation_ratio)
     params.iou_thrs = np.asarray(iou_thrs, np.float64).reshape(-1)
     params.rec_thrs = np.asarray(rec_thrs, np.float64).reshape(-1)
     params.area_rng = np.asarray(area_rng, np.float64).reshape(-1, 2)
