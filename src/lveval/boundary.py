@@ -301,23 +301,36 @@ def to_rles(b: Boundaries) -> list:
     return out
 
 
-def refine_pairs(gt, dets, rows, gorder, pd, pg, iou, ratio: float, thr_min: float):
+def refine_pairs(gt, dets, rows, gorder, pd, pg, iou, ratio: float, thr_min: float,
+                 chunk_pairs: int = 100_000):
     """Boundary IoU's pair IoU from segm's candidate pairs: ``min(mask IoU, boundary IoU)`` for
     non-crowd ground truth, the mask IoU for crowd regions; pairs below ``thr_min`` dropped.
 
     ``pd``/``pg``/``iou``: positions in ``rows`` (detection rows) and ``gorder`` (annotation
     indices) and the mask IoU of pairs with mask IoU >= ``thr_min``: a pair below it stays below,
-    so only these pairs' masks need boundaries, each computed once."""
+    so only these pairs' masks need boundaries, each computed once. Pairs are taken a block of
+    whole images at a time (about ``chunk_pairs`` pairs), so the boundaries held at once are
+    those of one block's masks."""
     if len(pd) == 0:
         return pd, pg, iou
     regular = np.flatnonzero(~gt.ann_crowd[gorder[pg]])
+    iou = iou.copy()
     if len(regular):
-        ud, dinv = np.unique(pd[regular], return_inverse=True)
-        ug, ginv = np.unique(pg[regular], return_inverse=True)
         segm, rles = dets.segm, gt.rles()
-        bd = boundaries([segm[r] for r in rows[ud]], ratio)
-        bg = boundaries([rles[a] for a in gorder[ug]], ratio)
-        iou = iou.copy()
-        iou[regular] = np.minimum(iou[regular], pair_iou(bd, dinv.reshape(-1), bg, ginv.reshape(-1)))
+        img = dets.img_idx[rows[pd[regular]]]
+        order = np.argsort(img, kind="stable")          # already sorted by image (group order)
+        regular, img = regular[order], img[order]
+        cuts = np.flatnonzero(np.r_[True, img[1:] != img[:-1]])   # first pair of each image
+        lo = 0
+        while lo < len(regular):
+            j = int(np.searchsorted(cuts, lo + chunk_pairs, "left"))   # whole images, ~chunk_pairs
+            hi = int(cuts[j]) if j < len(cuts) else len(regular)
+            sel = regular[lo:hi]
+            ud, dinv = np.unique(pd[sel], return_inverse=True)
+            ug, ginv = np.unique(pg[sel], return_inverse=True)
+            bd = boundaries([segm[r] for r in rows[ud]], ratio)
+            bg = boundaries([rles[a] for a in gorder[ug]], ratio)
+            iou[sel] = np.minimum(iou[sel], pair_iou(bd, dinv.reshape(-1), bg, ginv.reshape(-1)))
+            lo = hi
     keep = iou >= thr_min
     return pd[keep], pg[keep], iou[keep]

@@ -108,3 +108,49 @@ def test_generated_coco_crowds_and_ties(boundary_refs, seed):
     np.testing.assert_allclose(ours.recall["old"], e.eval["recall"][..., -1], rtol=0, atol=1e-12)
     for key in reference.COCO_KEYS:
         assert ours.old[key] == pytest.approx(ref[key], abs=1e-12), key
+
+
+def test_blocks_of_images_give_the_same_figures(lvis_path, monkeypatch):
+    import functools
+
+    import lveval.boundary as B
+
+    res = nonempty(simulate(lvis_path, seed=12, candidates_per_image=10, iou_type="segm"))
+    a = evaluate(lvis_path, res, iou_type="boundary")
+    monkeypatch.setattr(B, "refine_pairs", functools.partial(B.refine_pairs, chunk_pairs=5))
+    b = evaluate(lvis_path, res, iou_type="boundary")
+    assert (a.old, a.fixed, a.pooled) == (b.old, b.fixed, b.pooled)
+    for p in ("old", "fixed"):
+        np.testing.assert_array_equal(a.precision[p], b.precision[p])
+
+
+def test_boundaries_only_where_they_can_change_a_match(monkeypatch):
+    """Each mask's boundary at most once, and only for kept detections (top 3 per class here)
+    whose mask IoU with some ground truth of their image and class reaches 0.5."""
+    from pycocotools import mask as mask_utils
+
+    import lveval.boundary as B
+    from lveval.io.gt import load_gt
+
+    gt, res = make_dataset(31, kind="lvis", n_images=4, n_cats=3, max_gt=7, max_dets=20, segm=True)
+    seen = []
+    orig = B.boundaries
+    monkeypatch.setattr(B, "boundaries", lambda rles, ratio=0.02: (seen.extend(rles), orig(rles, ratio))[1])
+    evaluate(copy.deepcopy(gt), res, iou_type="boundary", protocols=["fixed"], max_dets_per_class=3)
+    kept = top_k_per_class(res, 3)
+    g = load_gt(copy.deepcopy(gt))
+    rles = g.rles()
+    neg = {(im["id"], c) for im in gt["images"] for c in im["neg_category_ids"]}
+    need = set()
+    for r in kept:
+        same = [rles[i] for i, a in enumerate(gt["annotations"])
+                if a["image_id"] == r["image_id"] and a["category_id"] == r["category_id"]]
+        if not same and (r["image_id"], r["category_id"]) not in neg:
+            continue                                  # federated rule: not evaluated at all
+        m = mask_utils.iou([r["segmentation"]], same, [0] * len(same)) if same else []
+        if len(m) and np.max(m) >= 0.5:
+            need.add(r["segmentation"]["counts"].encode())
+            need.update(s["counts"] for s, v in zip(same, np.ravel(m)) if v >= 0.5)
+    keys = [s["counts"] if isinstance(s["counts"], bytes) else s["counts"].encode() for s in seen]
+    assert len(keys) == len(set(keys))               # once each
+    assert set(keys) == need and len(need) > 0
