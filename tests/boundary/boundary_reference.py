@@ -33,24 +33,30 @@ def cv2_boundary(mask: np.ndarray, ratio: float) -> np.ndarray:
     return mask - eroded
 
 
+_STORE: dict = {}   # (ratio, size, counts) -> boundary bitmap, shared by every evaluator of the session
+
+
 class _Cache:
     def __init__(self, ratio):
-        self.ratio, self.store = ratio, {}
+        self.ratio = ratio
 
     def boundary(self, rle) -> np.ndarray:
         c = rle["counts"]
-        key = (tuple(rle["size"]), c if isinstance(c, bytes) else c.encode())
-        if key not in self.store:
-            self.store[key] = cv2_boundary(mask_utils.decode(rle), self.ratio).astype(bool)
-        return self.store[key]
+        key = (self.ratio, tuple(rle["size"]), c if isinstance(c, bytes) else c.encode())
+        if key not in _STORE:
+            _STORE[key] = cv2_boundary(mask_utils.decode(rle), self.ratio).astype(bool)
+        return _STORE[key]
 
 
-def boundary_iou_matrix(dts, gts, cache: _Cache) -> np.ndarray:
-    """Boundary IoU of every (dt, gt) pair of compressed RLEs: |Bd & Bg| / |Bd | Bg| (0 if disjoint)."""
+def boundary_iou_matrix(dts, gts, cache: _Cache, skip=None) -> np.ndarray:
+    """Boundary IoU of every (dt, gt) pair of compressed RLEs: |Bd & Bg| / |Bd | Bg| (0 if disjoint).
+    ``skip[i, j]`` True: not needed (left 0)."""
     out = np.zeros((len(dts), len(gts)))
     for i, d in enumerate(dts):
         bd = cache.boundary(d)
         for j, g in enumerate(gts):
+            if skip is not None and skip[i, j]:
+                continue
             bg = cache.boundary(g)
             inter = int(np.count_nonzero(bd & bg))
             if inter:
@@ -60,7 +66,7 @@ def boundary_iou_matrix(dts, gts, cache: _Cache) -> np.ndarray:
 
 def combine(mask_iou, dts, gts, crowd, cache) -> np.ndarray:
     m = np.asarray(mask_iou, np.float64).reshape(len(dts), len(gts))
-    b = boundary_iou_matrix(dts, gts, cache)
+    b = boundary_iou_matrix(dts, gts, cache, skip=m <= 0)   # min(0, anything >= 0) is 0
     crowd = np.asarray(crowd, bool)
     out = m.copy()
     out[:, ~crowd] = np.minimum(m[:, ~crowd], b[:, ~crowd])
