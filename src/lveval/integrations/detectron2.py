@@ -66,7 +66,7 @@ class LVEvalEvaluator:
 
     gt: ground truth (path, dict or GroundTruth); for a registered detectron2
         dataset use :meth:`from_dataset_name`.
-    iou_types: ``("bbox",)`` or ``("bbox", "segm")`` (segm needs ``pred_masks``).
+    iou_types: ``("bbox",)``, ``("bbox", "segm")`` or with ``"boundary"`` (masks need ``pred_masks``).
     category_ids: dataset category id of each contiguous class index (a
         sequence or a dict); default: the ground truth's ids in ascending
         order, which is detectron2's mapping for COCO and LVIS.

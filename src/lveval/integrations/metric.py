@@ -114,6 +114,7 @@ class FixedAPMetric:
     """AP-Fixed (and AP-Old, AP-Pool) of detections accumulated batch by batch, in bounded memory.
 
     ``gt``: ground truth (path, dict or GroundTruth), loaded once.
+    ``iou_type``: bbox, segm or boundary (Boundary IoU with ``dilation_ratio``; masks needed).
     ``max_dets_per_class``: AP-Fixed's budget K; ``max_dets_per_image``:
     AP-Old's cap (default: 300 for LVIS, 100 for COCO). Only the top K per
     class (and, when ``"old"`` is among ``protocols``, the top N per image)
