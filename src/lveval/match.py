@@ -231,8 +231,12 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
     NG = len(gorder)
 
     thr_eff = np.minimum(params.iou_thrs, 1 - 1e-10)
-    pd, pg, iou = _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, params.iou_type,
-                                   float(thr_eff.min()) if T else 1.0)
+    thr_min = float(thr_eff.min()) if T else 1.0
+    pd, pg, iou = _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, params.iou_type, thr_min)
+    if params.iou_type == "boundary":   # boundaries only of the masks of pairs mask IoU keeps
+        from .boundary import refine_pairs
+
+        pd, pg, iou = refine_pairs(gt, dets, rows, gorder, pd, pg, iou, params.dilation_ratio, thr_min)
     # compact the detections that have candidates
     cand, pdc = np.unique(pd, return_inverse=True)
     nc = len(cand)

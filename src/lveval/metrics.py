@@ -18,8 +18,9 @@ from .exceptions import Notices
 from .io.gt import GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
-from .params import PROTOCOLS, Dataset, IouType, Params, Policy, Protocol
+from .params import CHALLENGES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
 from .select import agnostic_order, cap_per_image, federated_mask, score_order, top_k_per_class
+
 
 
 
@@ -119,12 +120,26 @@ class EvalResult:
     pooled_precision: dict = field(default_factory=dict, repr=False)  # pool -> (T, R) or None
     matching: Matching | None = field(default=None, repr=False)
 
+    @property
+    def challenge(self) -> str | None:
+        """The preset (:data:`lveval.params.CHALLENGES`) the evaluation followed, if any."""
+        return self.params.challenge
+
+    def headline(self) -> tuple[str, float] | None:
+        """(label, value) of the preset's official figure, or None without a preset."""
+        if self.challenge is None or self.fixed is None:
+            return None
+        return CHALLENGES[self.challenge]["headline"], self.fixed["AP"]
+
     def to_dict(self) -> dict:
         d: dict[str, Any] = {}
         for p in PROTOCOLS:
             v = getattr(self, p)
             if v is not None:
                 d[p] = v
+        if self.challenge is not None:
+            label, value = self.headline() or (CHALLENGES[self.challenge]["headline"], -1.0)
+            d["challenge"] = {"name": self.challenge, "headline": label, "AP": value}
         d["per_class"] = self.per_class
         d["params"] = self.params.to_dict()
         d["skipped"] = dict(sorted(self.notices.skipped.items()))
@@ -387,6 +402,7 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
              area_ranges: Sequence[tuple[str, float, float]] | None = None,
              max_dets: Sequence[int] | None = None, class_agnostic: bool | None = None,
              splits: Sequence[tuple[str, str]] | dict | None = None, per_class_metrics: bool | None = None,
+             dilation_ratio: float | None = None, challenge: str | None = None,
              progress: bool = False) -> EvalResult:
     """Evaluate ``results`` against ``gt`` under AP-Old, AP-Fixed and AP-Pool.
 
@@ -403,7 +419,10 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
     ``area_ranges`` ((name, low, high) triples; the first is AP's own), ``max_dets``
     (detection limits: recall ``AR@N`` at each), ``class_agnostic`` (pycocotools'
     ``useCats = 0``), ``splits`` ((name, classes) pairs: keys ``AP_<name>``...) and
-    ``per_class_metrics`` (a fuller per-class table).
+    ``per_class_metrics`` (a fuller per-class table); ``dilation_ratio`` (Boundary IoU's band
+    as a fraction of the image diagonal, default 0.02). ``iou_type="boundary"``: Boundary IoU,
+    min of mask and boundary IoU. ``challenge="lvis2021"``: the LVIS 2021 challenge (boundary,
+    AP-Fixed 10,000/class and AP-Pool on the same detections; ``result.headline()``).
     Returns an :class:`EvalResult`; values are fractions, -1 where undefined.
     ``progress``: show a stage bar on stderr.
     """
@@ -413,7 +432,8 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
                  max_dets_per_class=max_dets_per_class, dataset=dataset, on_unknown_image=on_unknown_image,
                  on_unknown_category=on_unknown_category, iou_thresholds=iou_thresholds,
                  rec_thresholds=rec_thresholds, area_ranges=area_ranges, max_dets=max_dets,
-                 class_agnostic=class_agnostic, splits=splits, per_class_metrics=per_class_metrics)
+                 class_agnostic=class_agnostic, splits=splits, per_class_metrics=per_class_metrics,
+                 dilation_ratio=dilation_ratio, challenge=challenge)
     params = make_params(params, **given)
     bar = Stages(["gt", "results", "select", "match"] + list(params.protocols), enabled=progress)
     try:
@@ -423,7 +443,10 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *,
 
 
 def make_params(params: Params | None = None, **options: Any) -> Params:
-    """``params`` (default ``Params()``) with the options that are not None replacing its fields."""
+    """``params`` (default ``Params()``) with the options that are not None replacing its fields; a
+    ``challenge`` preset sets the fields it fixes (an option contradicting it is an OptionError)."""
+    if options.get("challenge") is not None:
+        options = challenge_settings(options.pop("challenge"), **options)
     changes = {k: v for k, v in options.items() if v is not None}
     base = Params() if params is None else params
     return base.replace(**changes) if changes else base

@@ -21,13 +21,13 @@ import numpy as np
 
 from .exceptions import OptionError
 
-IouType = Literal["bbox", "segm"]
+IouType = Literal["bbox", "segm", "boundary"]
 Protocol = Literal["old", "fixed", "pooled"]
 Dataset = Literal["lvis", "coco"]
 Policy = Literal["error", "skip"]
 
 IOU_TYPES: tuple[str, ...] = get_args(IouType)
-MASK_IOU_TYPES: tuple[str, ...] = ("segm",)
+MASK_IOU_TYPES: tuple[str, ...] = ("segm", "boundary")   # types that evaluate masks
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 DATASETS: tuple[str, ...] = get_args(Dataset)
 POLICIES: tuple[str, ...] = get_args(Policy)
@@ -65,6 +65,9 @@ class Params:
     AP-Fixed's and AP-Pool's per-class budget over the whole set (negative: no
     budget). ``dataset``: "lvis" (federated rules) or "coco" (crowd rules);
     None until resolved from the ground truth (:meth:`resolve`).
+    ``dilation_ratio``: Boundary IoU's band width as a fraction of the image
+    diagonal (``iou_type="boundary"`` only). ``challenge``: the name of the preset
+    (:data:`CHALLENGES`) these parameters were made from, or None.
     """
 
     iou_type: IouType = "bbox"
@@ -81,6 +84,8 @@ class Params:
     class_agnostic: bool = False
     splits: tuple[tuple[str, str], ...] = ()
     per_class_metrics: bool = False
+    dilation_ratio: float = 0.02
+    challenge: str | None = None
     coco_max_dets: tuple[int, ...] = field(default=COCO_MAX_DETS, init=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +144,8 @@ class Params:
                 **({"max_dets": list(self.max_dets)} if self.max_dets is not None else {}),
                 **({"class_agnostic": True} if self.class_agnostic else {}),
                 **({"splits": {name: spec for name, spec in self.splits}} if self.splits else {}),
-                **({"per_class_metrics": True} if self.per_class_metrics else {})}
+                **({"per_class_metrics": True} if self.per_class_metrics else {}),
+                **({"dilation_ratio": float(self.dilation_ratio)} if self.iou_type == "boundary" else {})}
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -231,6 +237,20 @@ def _validate(p: Params) -> None:
         raise OptionError("class_agnostic", f"expected True or False, got {p.class_agnostic!r}")
     if not isinstance(p.per_class_metrics, bool):
         raise OptionError("per_class_metrics", f"expected True or False, got {p.per_class_metrics!r}")
+    r = p.dilation_ratio
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < float("inf"):
+        raise OptionError("dilation_ratio", f"expected a number > 0, got {r!r}")
+    if p.challenge is not None:
+        _choice("challenge", p.challenge, tuple(CHALLENGES))
+        c = CHALLENGES[p.challenge]
+        for name in ("iou_type", "max_dets_per_class", "dilation_ratio"):
+            if getattr(p, name) != c[name]:
+                raise OptionError(name, f"challenge {p.challenge} fixes {name} = {c[name]!r}, got "
+                                        f"{getattr(p, name)!r}")
+        extra = [x for x in p.protocols if x not in c["protocols"]]
+        if extra:
+            raise OptionError("protocols", f"challenge {p.challenge} reports {', '.join(c['protocols'])} only "
+                                           f"(no per-image cap), not {', '.join(extra)}")
     names = [n for n, _ in p.splits]
     if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() for n in names):
         raise OptionError("splits", f"split names must be distinct words (letters, digits, _), got {names}")
@@ -248,6 +268,37 @@ def _thresholds(name: str, v: tuple[float, ...], low_open: bool) -> None:
     if not lo_ok or v[-1] > 1:
         interval = "(0, 1]" if low_open else "[0, 1]"
         raise OptionError(name, f"values must lie in {interval}, got {list(v)}")
+
+
+# Presets fixing what an official benchmark reports. lvis2021: the LVIS 2021 challenge
+# (lvis-api's lvis_challenge_2021 branch, LVISEval(..., mode="challenge2021")): Boundary IoU,
+# the top 10,000 detections per class, no per-image cap, i.e. AP-Fixed; AP-Pool on the same set.
+CHALLENGES: dict[str, dict[str, Any]] = {
+    "lvis2021": {"iou_type": "boundary", "max_dets_per_class": 10_000, "dilation_ratio": 0.02,
+                 "protocols": ("fixed", "pooled"),
+                 "headline": "LVIS 2021 challenge: boundary AP-Fixed (10000/class, no per-image cap)"},
+}
+
+
+def challenge_settings(challenge: str, **given: Any) -> dict:
+    """The Params fields a preset fixes, merged with the options ``given`` (those not None).
+
+    OptionError for an unknown preset or an option that contradicts it (``iou_type="bbox"``,
+    the API's and CLI's default, counts as not given; ``protocols``: all three means the
+    preset's, else a subset of them)."""
+    if challenge not in CHALLENGES:
+        raise OptionError("challenge", f"expected one of {', '.join(CHALLENGES)}, got {challenge!r}")
+    c = CHALLENGES[challenge]
+    out = {k: v for k, v in given.items() if v is not None}
+    if out.get("iou_type") == "bbox":
+        del out["iou_type"]
+    protocols = out.get("protocols")
+    if protocols is not None and tuple(Params(protocols=protocols).protocols) == PROTOCOLS:
+        del out["protocols"]
+    for name in ("iou_type", "max_dets_per_class", "dilation_ratio", "protocols"):
+        out.setdefault(name, c[name])
+    out["challenge"] = challenge
+    return out
 
 
 PROTOCOL_NAMES = {"old": "AP-Old", "fixed": "AP-Fixed", "pooled": "AP-Pool"}

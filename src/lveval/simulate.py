@@ -93,7 +93,7 @@ def simulate(gt, *, seed: int = 0, candidates_per_image: int = 1000, iou_type: s
     order = rng.permutation(len(score))     # detectors emit in no particular global order
     order = order[np.argsort(g.img_ids[img[order]], kind="stable")]
     out = []
-    masks = _masks(g, img, box, shapes, src_boxes=g.ann_box) if iou_type == "segm" else None
+    masks = _masks(g, img, box, shapes, src_boxes=g.ann_box) if iou_type in ("segm", "boundary") else None
     for i in order:
         r = {"image_id": int(g.img_ids[img[i]]), "category_id": int(g.cat_ids[cat[i]]),
              "bbox": [float(v) for v in box[i]], "score": float(score[i])}

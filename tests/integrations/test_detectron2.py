@@ -95,7 +95,8 @@ def test_segm_with_pred_masks(tmp_path):
 
     gt, res = make_dataset(7, kind="lvis", n_images=4, n_cats=4, max_dets=12, segm=True)
     cat_ids = sorted(c["id"] for c in gt["categories"])
-    ev = LVEvalEvaluator(gt, iou_types=("bbox", "segm"), max_dets_per_class=5, output_dir=str(tmp_path))
+    ev = LVEvalEvaluator(gt, iou_types=("bbox", "segm", "boundary"), max_dets_per_class=5,
+                         output_dir=str(tmp_path))
     by_img = {}
     for r in res:
         by_img.setdefault(r["image_id"], []).append(r)
@@ -118,7 +119,7 @@ def test_segm_with_pred_masks(tmp_path):
             cols["segmentation"].append(r["segmentation"])
     out = ev.evaluate()
     cols = {k: (v if k == "segmentation" else np.asarray(v)) for k, v in cols.items()}
-    for t in ("bbox", "segm"):
+    for t in ("bbox", "segm", "boundary"):
         full = lveval.evaluate(gt, cols, iou_type=t, max_dets_per_class=5)
         assert out[t]["AP-Fixed"] == pytest.approx(100 * full.fixed["AP"], abs=1e-12), t
         assert out[t]["AP-Old"] == pytest.approx(100 * full.old["AP"], abs=1e-12), t

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..params import DATASETS, DEFAULT_MAX_DETS_PER_CLASS, IOU_TYPES, POLICIES, PROTOCOLS, Params
+from ..params import CHALLENGES, DATASETS, DEFAULT_MAX_DETS_PER_CLASS, IOU_TYPES, POLICIES, PROTOCOLS, Params
 
 HELP_PER_IMAGE = "AP-Old's cap per image (LVIS: 300; COCO: pycocotools' 100 per image and class)"
 HELP_PER_CLASS = f"AP-Fixed/AP-Pool budget per class over the whole set (default {DEFAULT_MAX_DETS_PER_CLASS})"
@@ -52,8 +52,14 @@ def max_dets_options(p: argparse.ArgumentParser, *, per_image_help: str = HELP_P
 
 def eval_options(p: argparse.ArgumentParser, protocols: bool = True, max_dets: bool = True) -> None:
     """The evaluation options every evaluating command takes (fields of ``lveval.Params``)."""
-    p.add_argument("--iou-type", choices=IOU_TYPES, default="bbox")
+    p.add_argument("--iou-type", choices=IOU_TYPES, default="bbox",
+                   help="boundary: Boundary IoU, min(mask IoU, IoU of the masks' boundaries)")
+    p.add_argument("--dilation-ratio", type=float, default=None, metavar="R",
+                   help="--iou-type boundary: band width as a fraction of the image diagonal (default 0.02)")
     if protocols:
+        p.add_argument("--challenge", choices=tuple(CHALLENGES), default=None,
+                       help="lvis2021: the LVIS 2021 challenge figure, boundary AP-Fixed (10000/class, "
+                            "no per-image cap, dilation 0.02), with AP-Pool on the same detections")
         p.add_argument("--protocols", default=",".join(PROTOCOLS),
                        help=f"comma-separated subset of {','.join(PROTOCOLS)} (default: all three)")
     if max_dets:
@@ -149,6 +155,9 @@ def eval_kwargs(a: argparse.Namespace) -> dict:
             out["max_dets"] = tuple(int(x) for x in a.max_dets.split(",") if x.strip())
         except ValueError:
             raise OptionError("max-dets", f"expected a comma list of integers, got {a.max_dets!r}") from None
+    for k in ("dilation_ratio", "challenge"):
+        if getattr(a, k, None) is not None:
+            out[k] = getattr(a, k)
     for k in ("class_agnostic", "per_class_metrics"):
         if getattr(a, k, None):
             out[k] = True

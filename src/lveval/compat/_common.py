@@ -64,7 +64,7 @@ def columns_from_anns(anns: list, *, path: str = "<results>") -> tuple[dict, np.
 
 def engine_params(p_iou_type: str, dataset: str, iou_thrs, rec_thrs, area_rng, *,
                   max_dets_per_image: int, max_dets_per_class: int, area_labels=None,
-                  class_agnostic: bool = False) -> Params:
+                  class_agnostic: bool = False, dilation_ratio: float = 0.02) -> Params:
     """Engine parameters carrying the user's thresholds and area ranges."""
     rng = np.asarray(area_rng, np.float64).reshape(-1, 2)
     labels = list(area_labels) if area_labels is not None and len(area_labels) == len(rng) else \
@@ -73,7 +73,7 @@ def engine_params(p_iou_type: str, dataset: str, iou_thrs, rec_thrs, area_rng, *
                   max_dets_per_class=max_dets_per_class, iou_thresholds=tuple(np.ravel(iou_thrs)),
                   rec_thresholds=tuple(np.ravel(rec_thrs)),
                   area_ranges=tuple((str(n), float(lo), float(hi)) for n, (lo, hi) in zip(labels, rng)),
-                  class_agnostic=bool(class_agnostic))
+                  class_agnostic=bool(class_agnostic), dilation_ratio=dilation_ratio)
 
 
 def prepare(dataset: dict, kind: str, dets: Detections, area, img_ids, cat_ids,

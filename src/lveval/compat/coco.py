@@ -8,6 +8,10 @@ constructor, ``params`` (``imgIds``, ``catIds``, ``iouThrs``, ``recThrs``,
 ``evaluate()``, ``accumulate()``, ``summarize()``, ``stats`` and
 ``eval["precision"]`` (T, R, K, A, M) / ``eval["recall"]`` (T, K, A, M).
 
+``iouType="boundary"`` (with ``dilation_ratio``, default 0.02) is Boundary
+IoU as boundary-iou-api's COCO drop-in computes it: min(mask IoU, boundary
+IoU), the mask IoU for crowd regions.
+
 Not replicated (docs/compat.md): ``evalImgs``, ``ious`` and
 ``eval["scores"]`` (filled with -1); ``iouType =
 "keypoints"`` raise ``NotImplementedError``.
@@ -31,10 +35,10 @@ except ImportError:   # pragma: no cover - pycocotools is a dependency of lveval
 
 
 class Params:
-    """pycocotools' parameters for bbox and segm evaluation."""
+    """pycocotools' parameters for bbox, segm and (boundary-iou-api's) boundary evaluation."""
 
     def __init__(self, iouType="segm"):
-        if iouType not in ("bbox", "segm"):
+        if iouType not in ("bbox", "segm", "boundary"):
             if iouType == "keypoints":
                 raise NotImplementedError("keypoint evaluation is not supported by lveval.compat")
             raise Exception("iouType not supported")
@@ -51,11 +55,14 @@ class Params:
 
 
 class COCOeval:
-    """pycocotools' ``COCOeval`` for bbox/segm, computed by lveval's engine (COCO crowd rules)."""
+    """pycocotools' ``COCOeval`` for bbox/segm (and boundary-iou-api's boundary), computed by
+    lveval's engine (COCO crowd rules)."""
 
-    def __init__(self, cocoGt=None, cocoDt=None, iouType="segm"):
+    def __init__(self, cocoGt=None, cocoDt=None, iouType="segm", dilation_ratio=0.02):
         if not iouType:
             print("iouType not specified. use default iouType segm")
+        self.use_boundary_iou = iouType == "boundary"
+        self.dilation_ratio = dilation_ratio
         self.cocoGt = cocoGt
         self.cocoDt = cocoDt
         self.evalImgs = []
@@ -80,7 +87,7 @@ class COCOeval:
         if self.params.iouType == "bbox":
             cols.pop("segmentation", None)     # loadRes' box polygons are not needed for boxes
         elif "segmentation" not in cols and len(cols["score"]):
-            raise ValueError("segm evaluation needs a segmentation in every result")
+            raise ValueError(f"{self.params.iouType} evaluation needs a segmentation in every result")
         if area is None:
             area = "box" if "bbox" in cols and len(cols["score"]) else "mask"
         return load_results(cols, path="<cocoDt>"), area
@@ -92,7 +99,7 @@ class COCOeval:
         p = self.params
         if p.useSegm is not None:
             p.iouType = "segm" if p.useSegm == 1 else "bbox"
-        if p.iouType not in ("bbox", "segm"):
+        if p.iouType not in ("bbox", "segm", "boundary"):
             raise NotImplementedError(f"iouType {p.iouType!r} is not supported by lveval.compat")
         print(f"Evaluate annotation type *{p.iouType}*")
         p.imgIds = list(np.unique(p.imgIds))
@@ -102,7 +109,8 @@ class COCOeval:
         dets, area = self._detections()
         params = engine_params(p.iouType, "coco", p.iouThrs, p.recThrs, p.areaRng,
                                max_dets_per_image=int(p.maxDets[-1]), max_dets_per_class=-1,
-                               area_labels=p.areaRngLbl, class_agnostic=not p.useCats)
+                               area_labels=p.areaRngLbl, class_agnostic=not p.useCats,
+                               dilation_ratio=self.dilation_ratio)
         ds = dataset_of(self.cocoGt, "cocoGt")
         self._gt, self._ev = prepare(ds, "coco", dets, area, p.imgIds, p.catIds, p.iouType, params)
         self._sel = self._ev.old_selection()

@@ -11,6 +11,14 @@ Beyond lvis-api:
 * ``params.max_dets_per_class`` (default -1: no limit) keeps the top K
   detections of each class over the whole set before evaluation. With
   ``LVISResults(..., max_dets=-1)`` and K = 10,000 this is AP-Fixed.
+* The LVIS 2021 challenge branch's interface (``lvis_challenge_2021``):
+  ``LVISEval(gt, dt, iou_type=..., mode="challenge2021", dilation_ratio=0.02)``
+  (Boundary IoU, top 10,000 detections per class, no per-image cap),
+  ``iou_type="boundary"``, ``LVISResults(gt, res, max_dets_per_cat=...,
+  max_dets_per_im=...)``, and its summary keys and lines (``AR@10000/cat``,
+  ``maxDets=10000/cat``). Boundaries are computed where matching needs them,
+  not precomputed: ``precompute_boundary`` and ``max_cpu_num`` are accepted and
+  unused.
 * :class:`LVISPooledEval` computes AP-Pool with the interface of the paper's
   ``lvdevil.eval_wrapper.LVISPooledEval`` (``pools=["all", "r", "c", "f"]``,
   results keys ``AP-pooled-all`` ...).
@@ -31,7 +39,7 @@ from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
 from ..io.jsonfile import loads_any, read_bytes
 from ..io.results import Detections
-from ..select import cap_per_image
+from ..select import cap_per_image, top_k_per_class
 from ..metrics import mean_valid
 from ._common import dataset_of, engine_params, load_detections, prepare
 
@@ -41,11 +49,15 @@ log = logging.getLogger("lveval.compat")
 class LVIS:
     """LVIS annotations with lvis-api's index (``anns``, ``cats``, ``imgs``, ``img_ann_map``, ``cat_img_map``).
 
-    ``annotation_path`` may also be a dict (the parsed JSON).
+    ``annotation_path`` may also be a dict (the parsed JSON). ``precompute_boundary``,
+    ``dilation_ratio`` and ``max_cpu_num`` (the challenge branch's) are recorded, not used.
     """
 
-    def __init__(self, annotation_path):
+    def __init__(self, annotation_path, precompute_boundary=False, dilation_ratio=0.02, max_cpu_num=80):
         self.logger = logging.getLogger(__name__)
+        self.precompute_boundary = precompute_boundary
+        self.dilation_ratio = dilation_ratio
+        self.max_cpu_num = max_cpu_num
         if isinstance(annotation_path, dict):
             self.dataset = annotation_path
         else:
@@ -131,6 +143,10 @@ class LVIS:
 class LVISResults(LVIS):
     """Detections for an LVIS ground truth, capped at ``max_dets`` per image (``-1``: no cap).
 
+    As in the LVIS 2021 challenge branch, ``max_dets_per_im`` (same as ``max_dets``)
+    and ``max_dets_per_cat`` (``-1``: no limit; the challenge: 10,000 per class with
+    ``max_dets_per_im=-1``) may be given; the per-image cap is applied first.
+
     ``results``: a path (.json array, .jsonl, .parquet), a list of result dicts,
     a dict of numpy columns or :class:`lveval.io.Detections`. The input list is
     not modified. The cap keeps each image's highest scores, earlier records
@@ -140,18 +156,34 @@ class LVISResults(LVIS):
     The lvis-api index (``dataset``, ``anns``, ``load_anns`` ...) is built on first use only.
     """
 
-    def __init__(self, lvis_gt, results, max_dets=300):
+    def __init__(self, lvis_gt, results, max_dets=300, *, max_dets_per_cat=-1, max_dets_per_im=None,
+                 precompute_boundary=False, dilation_ratio=0.02, max_cpu_num=80):
         self.logger = logging.getLogger(__name__)
         if isinstance(lvis_gt, str):
             lvis_gt = LVIS(lvis_gt)
         self._gt_dataset = dataset_of(lvis_gt, "lvis_gt")
         self._gt_obj = lvis_gt
         dets = load_detections(results)
-        self.max_dets = max_dets
+        if max_dets_per_im is not None:
+            max_dets = max_dets_per_im
+        self.max_dets = self.max_dets_per_im = max_dets
+        self.max_dets_per_cat = max_dets_per_cat
+        self.precompute_boundary = getattr(lvis_gt, "precompute_boundary", precompute_boundary)
+        self.dilation_ratio, self.max_cpu_num = dilation_ratio, max_cpu_num
         if max_dets is not None and max_dets >= 0:
             keep = cap_per_image(dets.img_id, dets.score, int(max_dets))
             if not keep.all():
                 dets = dets.take(keep)
+        if max_dets_per_cat is not None and max_dets_per_cat >= 0:
+            keep = top_k_per_class(dets.cat_id, dets.score, int(max_dets_per_cat))
+            if not keep.all():
+                dets = dets.take(keep)
+            n = np.unique(dets.cat_id, return_counts=True)[1]
+            short = int((n < max_dets_per_cat).sum())
+            if short:
+                self.logger.warning(f"{short} categories had less than {max_dets_per_cat} detections!\n"
+                                    f"Outputting {max_dets_per_cat} detections for each category will "
+                                    "improve AP further.")
         known = np.array(sorted(im["id"] for im in self._gt_dataset["images"]), np.int64)
         unknown = ~np.isin(dets.img_id, known)
         if unknown.any():
@@ -203,7 +235,9 @@ class LVISResults(LVIS):
 
 
 class Params:
-    """lvis-api's evaluation parameters, plus ``max_dets_per_class`` (-1: no per-class limit)."""
+    """lvis-api's evaluation parameters, plus ``max_dets_per_class`` (-1: no per-class limit, applied
+    by the evaluation) and the challenge branch's ``max_dets_per_cat`` (-1; it names the summary keys,
+    the limit itself is LVISResults')."""
 
     def __init__(self, iou_type):
         self.img_ids = []
@@ -212,6 +246,7 @@ class Params:
         self.rec_thrs = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
         self.max_dets = 300
         self.max_dets_per_class = -1
+        self.max_dets_per_cat = -1
         self.area_rng = [[0 ** 2, 1e5 ** 2], [0 ** 2, 32 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e5 ** 2]]
         self.area_rng_lbl = ["all", "small", "medium", "large"]
         self.use_cats = 1
@@ -237,16 +272,38 @@ def _as_results(lvis_gt, lvis_dt):
 
 
 class LVISEval:
-    """lvis-api's ``LVISEval`` on lveval's engine: same constructor, params, methods and arrays."""
+    """lvis-api's ``LVISEval`` on lveval's engine: same constructor, params, methods and arrays.
 
-    def __init__(self, lvis_gt, lvis_dt, iou_type="segm"):
+    ``iou_type``: bbox, segm or boundary; ``mode="challenge2021"``: the LVIS 2021 challenge
+    (boundary IoU; results limited to 10,000 per class, no per-image cap), as lvis-api's
+    ``lvis_challenge_2021`` branch; ``dilation_ratio``: Boundary IoU's band (fraction of the
+    image diagonal). ``max_cpu_num`` is accepted and unused.
+    """
+
+    def __init__(self, lvis_gt, lvis_dt, iou_type="segm", mode="default", dilation_ratio=0.02, max_cpu_num=80):
         self.logger = logging.getLogger(__name__)
-        if iou_type not in ("bbox", "segm"):
+        if iou_type not in ("bbox", "segm", "boundary"):
             raise ValueError(f"iou_type: {iou_type} is not supported.")
+        if mode == "challenge2021":
+            iou_type = "boundary"
+        elif mode != "default":
+            raise ValueError(f"Unexpected mode: {mode}")
+        self.mode = mode
+        self.use_boundary_iou = iou_type == "boundary"
+        self.dilation_ratio = dilation_ratio
         if isinstance(lvis_gt, str):
             lvis_gt = LVIS(lvis_gt)
         self.lvis_gt = lvis_gt
         self._dataset = dataset_of(lvis_gt, "lvis_gt")
+        if mode == "challenge2021":
+            if isinstance(lvis_dt, LVISResults):
+                assert lvis_dt.max_dets_per_im == -1, ("mode='challenge2021' specified with LVISResults object "
+                                                       "containing incorrect max_dets_per_im (must be -1).")
+                assert lvis_dt.max_dets_per_cat == 10000, ("mode='challenge2021' specified with LVISResults "
+                                                           "object containing incorrect max_dets_per_cat "
+                                                           "(must be 10000).")
+            elif isinstance(lvis_dt, (str, list)):
+                lvis_dt = LVISResults(lvis_gt, lvis_dt, max_dets_per_cat=10000, max_dets_per_im=-1)
         self.lvis_dt = lvis_dt
         self._dets, self._area = _as_results(lvis_gt, lvis_dt)
         if iou_type == "bbox" and self._dets.bbox is not None and self._dets.segm is not None:
@@ -258,6 +315,9 @@ class LVISEval:
         self.params = Params(iou_type=iou_type)
         self.results = OrderedDict()
         self.ious = {}
+        if mode == "challenge2021":
+            self.params.max_dets = -1
+            self.params.max_dets_per_cat = 10000
         self.params.img_ids = sorted(im["id"] for im in self._dataset["images"])
         self.params.cat_ids = sorted(c["id"] for c in self._dataset["categories"])
         self._ev = None
@@ -272,7 +332,8 @@ class LVISEval:
         k = p.max_dets_per_class
         params = engine_params(p.iou_type, "lvis", p.iou_thrs, p.rec_thrs, p.area_rng,
                                max_dets_per_image=-1, max_dets_per_class=-1 if k is None else int(k),
-                               area_labels=p.area_rng_lbl, class_agnostic=not p.use_cats)
+                               area_labels=p.area_rng_lbl, class_agnostic=not p.use_cats,
+                               dilation_ratio=self.dilation_ratio)
         cached = getattr(self.lvis_gt, "ground_truth", None) if isinstance(self.lvis_gt, LVIS) else None
         gt, ev = prepare(self._dataset, "lvis", self._dets, self._area, p.img_ids, cat_ids, p.iou_type,
                          params, cached)
@@ -319,11 +380,22 @@ class LVISEval:
             s = s[:, :, aidx]
         return mean_valid(s)
 
+    def _max_dets_label(self) -> tuple[str, str]:
+        """(key suffix, printed maxDets) as the challenge branch names them: ``300`` (0.5.3's),
+        ``10000/cat`` or ``300/im,10000/cat``."""
+        im, cat = self.params.max_dets, getattr(self.params, "max_dets_per_cat", -1)
+        if cat is None or cat < 0:
+            return str(im), "{:>3d}".format(im)
+        if im < 0:
+            return f"{cat}/cat", f"{cat}/cat"
+        return f"{im}/im,{cat}/cat", f"{im}/im,{cat}/cat"
+
     def summarize(self):
-        """The summary figures into ``self.results`` (keys as lvis-api: ``AP`` ... ``AR@300``)."""
+        """The summary figures into ``self.results`` (keys as lvis-api: ``AP`` ... ``AR@300``; the
+        challenge branch's ``AR@10000/cat`` ... when ``params.max_dets_per_cat`` is set)."""
         if not self.eval:
             raise RuntimeError("Please run accumulate() first.")
-        md = self.params.max_dets
+        md = self._max_dets_label()[0]
         r = self.results
         r["AP"] = self._summarize("ap")
         r["AP50"] = self._summarize("ap", iou_thr=0.50)
@@ -345,7 +417,8 @@ class LVISEval:
         self.summarize()
 
     def print_results(self):
-        template = " {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} catIds={:>3s}] = {:0.3f}"
+        template = " {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={} catIds={:>3s}] = {:0.3f}"
+        md = self._max_dets_label()[1]
         for key, value in self.results.items():
             title, kind = ("Average Precision", "(AP)") if "AP" in key else ("Average Recall", "(AR)")
             if len(key) > 2 and key[2].isdigit():
@@ -354,7 +427,7 @@ class LVISEval:
                 iou = "{:0.2f}:{:0.2f}".format(self.params.iou_thrs[0], self.params.iou_thrs[-1])
             group = key[2] if len(key) > 2 and key[2] in "rcf" else "all"
             area = key[2] if len(key) > 2 and key[2] in "sml" else "all"
-            print(template.format(title, kind, iou, area, self.params.max_dets, group, value))
+            print(template.format(title, kind, iou, area, md, group, value))
 
     def get_results(self):
         if not self.results:
@@ -372,8 +445,8 @@ class LVISPooledEval(LVISEval):
     ``eval["recall"]`` hold -1.
     """
 
-    def __init__(self, lvis_gt, lvis_dt, iou_type="segm", pools=None):
-        super().__init__(lvis_gt, lvis_dt, iou_type)
+    def __init__(self, lvis_gt, lvis_dt, iou_type="segm", pools=None, **kwargs):
+        super().__init__(lvis_gt, lvis_dt, iou_type, **kwargs)
         pools = ["all"] if pools is None else list(pools)
         if not all(x in ("all", "r", "c", "f") for x in pools):
             raise ValueError(f"pools must be among all, r, c, f; got {pools}")

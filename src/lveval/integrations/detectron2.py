@@ -82,7 +82,7 @@ class LVEvalEvaluator:
 
     gt: ground truth (path, dict or GroundTruth); for a registered detectron2
         dataset use :meth:`from_dataset_name`.
-    iou_types: ``("bbox",)`` or ``("bbox", "segm")`` (segm needs ``pred_masks``).
+    iou_types: ``("bbox",)``, ``("bbox", "segm")`` or with ``"boundary"`` (masks need ``pred_masks``).
     category_ids: dataset category id of each contiguous class index (a
         sequence or a dict); default: the ground truth's ids in ascending
         order, which is detectron2's mapping for COCO and LVIS.
@@ -105,8 +105,8 @@ class LVEvalEvaluator:
         self.gt = load_gt(gt, dataset=dataset)
         self.iou_types = tuple(iou_types)
         for t in self.iou_types:
-            if t not in ("bbox", "segm"):
-                raise ValueError(f"unsupported iou type {t!r} (bbox or segm)")
+            if t not in ("bbox", "segm", "boundary"):
+                raise ValueError(f"unsupported iou type {t!r} (bbox, segm or boundary)")
         self.category_ids = self.gt.cat_ids.tolist() if category_ids is None else category_ids
         self._labels = _LabelMap(self.category_ids)
         self.max_dets_per_class = int(max_dets_per_class)
@@ -133,7 +133,7 @@ class LVEvalEvaluator:
         """Start a new evaluation (called by detectron2 before inference)."""
         self._collector = TopKPerClass(**collector_caps(self), box_format="xyxy")
         self._images = ImageLog()
-        self._with_masks = "segm" in self.iou_types
+        self._with_masks = "segm" in self.iou_types or "boundary" in self.iou_types
 
     def process(self, inputs, outputs) -> None:
         """Keep the top detections of a batch: ``inputs[i]["image_id"]``, ``outputs[i]["instances"]``."""

@@ -227,6 +227,7 @@ class FixedAPMetric:
     """AP-Fixed (and AP-Old, AP-Pool) of detections accumulated batch by batch, in bounded memory.
 
     ``gt``: ground truth (path, dict or GroundTruth), loaded once.
+    ``iou_type``: bbox, segm or boundary (Boundary IoU with ``dilation_ratio``; masks needed).
     ``max_dets_per_class``: AP-Fixed's budget K; ``max_dets_per_image``:
     AP-Old's cap (default: 300 for LVIS, 100 for COCO). Only the top K per
     class (and, when ``"old"`` is among ``protocols``, the top N per image)
@@ -239,12 +240,14 @@ class FixedAPMetric:
     def __init__(self, gt, *, iou_type: str = "bbox", max_dets_per_class: int = 10_000,
                  max_dets_per_image: int | None = None, protocols=("old", "fixed", "pooled"),
                  box_format: str = "xyxy", label_to_category=None, dataset: str | None = None,
-                 on_unknown_image: str = "error", on_unknown_category: str = "error"):
+                 on_unknown_image: str = "error", on_unknown_category: str = "error",
+                 dilation_ratio: float = 0.02):
         from ..io.gt import load_gt
 
         self.gt = load_gt(gt, dataset=dataset)
-        if iou_type not in ("bbox", "segm"):
-            raise ValueError("iou_type must be 'bbox' or 'segm'")
+        if iou_type not in ("bbox", "segm", "boundary"):
+            raise ValueError("iou_type must be 'bbox', 'segm' or 'boundary'")
+        Params(iou_type=iou_type, dilation_ratio=dilation_ratio)   # validates the ratio
         self.iou_type = iou_type
         self.protocols = tuple(protocols)
         self.max_dets_per_class = int(max_dets_per_class)
@@ -253,6 +256,8 @@ class FixedAPMetric:
         self.box_format = box_format
         self.label_to_category = label_to_category
         self.eval_kwargs = dict(on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
+        if iou_type == "boundary":
+            self.eval_kwargs["dilation_ratio"] = float(dilation_ratio)
         self.result = None
         self.reset()
 
@@ -272,7 +277,7 @@ class FixedAPMetric:
         or LVIS synonyms (strings); names matching nothing are dropped and reported."""
         if isinstance(preds, Mapping):
             preds = [preds]
-        if self.iou_type == "segm":
+        if self.iou_type in ("segm", "boundary"):
             preds = [_with_rle(p) for p in preds]
         self.collector.update(preds, image_ids)
 

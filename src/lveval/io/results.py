@@ -417,8 +417,9 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         # no path in notices: they go into the output JSON, which must not depend on where files are
         notices.warn(f"results: {int((dets.score > 1).sum())} scores are above 1 (allowed; "
                      "calibration and pooled AP assume comparable scores)")
-    if iou_type == "segm" and dets.segm is None:
-        raise InputError("segm evaluation requested but the results carry no 'segmentation' masks",
+    masks = iou_type in ("segm", "boundary")   # boundary IoU evaluates masks as segm does
+    if masks and dets.segm is None:
+        raise InputError(f"{iou_type} evaluation requested but the results carry no 'segmentation' masks",
                          path=path, field="segmentation")
     if iou_type == "bbox" and dets.bbox is None:
         if dets.segm is None:
@@ -457,12 +458,12 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
 
     segm = dets.segm
     area = None
-    if segm is not None and iou_type == "segm":
+    if segm is not None and masks:
         segm, area = _check_masks(segm, gt, img_idx, path, rec, lines)
     bbox = dets.bbox
     if bbox is None and segm is not None:
         from pycocotools import mask as mask_utils
-        segm = segm if iou_type == "segm" else _check_masks(segm, gt, img_idx, path, rec, lines)[0]
+        segm = segm if masks else _check_masks(segm, gt, img_idx, path, rec, lines)[0]
         bbox = mask_utils.toBbox(segm).reshape(-1, 4).astype(np.float64) if len(segm) else np.zeros((0, 4))
     if area is None:
         area = bbox[:, 2] * bbox[:, 3]
