@@ -187,7 +187,7 @@ def _load_extensions() -> None:
     import importlib
 
     for mod in ("lveval.topk", "lveval.analysis.cli", "lveval.calibrate.cli", "lveval.report.cli",
-                "lveval.distributed.cli"):
+                "lveval.distributed.cli", "lveval.comparison.cli"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
