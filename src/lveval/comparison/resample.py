@@ -121,14 +121,16 @@ class Expansion:
         return pe
 
 
-def expand_ties(m: Matching, J: int) -> Expansion:
-    """Expand rows sharing (image, score) with another row into ``J`` copies (see the module note)."""
+def expand_ties(m: Matching, J: int, per_class: bool) -> Expansion:
+    """Expand rows sharing (image, score) -- with ``per_class``: (image, class, score), the ties of the
+    per-class rankings -- with another row into ``J`` copies (see the module note)."""
     n = len(m.det)
     J = max(int(J), 1)
     tie = np.zeros(n, bool)
     if n > 1 and J > 1:
-        o = np.lexsort((m.score, m.img))
-        same = (m.img[o][1:] == m.img[o][:-1]) & (m.score[o][1:] == m.score[o][:-1])
+        group = m.img.astype(np.int64) * (int(m.cat.max()) + 1) + m.cat if per_class else m.img
+        o = np.lexsort((m.score, group))
+        same = (group[o][1:] == group[o][:-1]) & (m.score[o][1:] == m.score[o][:-1])
         tie[o[1:][same]] = True
         tie[o[:-1][same]] = True
     t_rows = np.flatnonzero(tie)
@@ -176,7 +178,8 @@ class ModelResampler:
         pos[self._fc_order] = np.arange(len(self._fc_order))
         self._m_fc = pos[self.m.det]                 # matched row -> position among constrained rows
         self._m_fc_rows = np.flatnonzero(self._m_fc >= 0)
-        self.exp = expand_ties(self.m, J)
+        self.exp = expand_ties(self.m, J, per_class=True)                 # AP-Old, AP-Fixed
+        self.exp_pool = expand_ties(self.m, J, per_class=False) if "pooled" in self.protocols else None
         self.counts = gt_counts(self.gt, self.params)
         self._plan()
 
@@ -232,6 +235,8 @@ class ModelResampler:
                 per_area.append((rows, seg_of_cls[me.cat[rows]], has_gt))
             self.plans[proto] = per_area
         if "pooled" in self.protocols:
+            me = self.exp_pool.m
+            det_fix = self.fixed_any[me.det]
             po = me.pool_order
             po = po[det_fix[po]]
             pools = [np.arange(K)]
@@ -247,40 +252,54 @@ class ModelResampler:
             self.pools = pools
             self.plans["pooled"] = (np.concatenate(rows), np.concatenate(seg))
 
+    def row_weights(self, WT: np.ndarray) -> dict:
+        """Weights of the expanded rows under each weighting ``WT`` (I, B): protocol -> (n_e, B)
+        ("old" and "fixed" on ``self.exp``, "pooled" on ``self.exp_pool``)."""
+        out = {}
+        if "old" in self.plans:
+            keep = self.sel_old[self.m.det].astype(WT.dtype)
+            out["old"] = self.exp.weights(WT[self.m.img] * keep[:, None])
+        if "fixed" in self.plans or "pooled" in self.plans:
+            p_fix = self.fixed_copies(WT)
+            if "fixed" in self.plans:
+                out["fixed"] = self.exp.weights(p_fix)
+            if "pooled" in self.plans:
+                out["pooled"] = self.exp_pool.weights(p_fix)
+        return out
+
     def replicate(self, W: np.ndarray) -> dict:
         """Figures of each weighting ``W`` (B, I): protocol -> key -> (B,) arrays (-1 where undefined);
         with AP-Fixed also ``class_ap_fixed`` (B, K), NaN where a class has no ground truth."""
         p = self.params
-        me = self.exp.m
         WT = np.ascontiguousarray(np.asarray(W, np.int32).T)
         ngw = weighted_num_gt(self.counts, WT, self.gt.num_categories)
+        w = self.row_weights(WT)
         out = {}
         T, R = len(p.iou_thrs), len(p.rec_thrs)
         t50 = np.flatnonzero(p.iou_thrs == 0.5)
         t75 = np.flatnonzero(p.iou_thrs == 0.75)
-        if "old" in self.plans:
-            keep = self.sel_old[self.m.det].astype(WT.dtype)
-            w_old = self.exp.weights(WT[self.m.img] * keep[:, None])
-            out["old"] = self._per_class_figures("old", w_old, ngw, T, R, t50, t75)[0]
-        if "fixed" in self.plans or "pooled" in self.plans:
-            w_fix = self.exp.weights(self.fixed_copies(WT))
-            if "fixed" in self.plans:
-                out["fixed"], cap = self._per_class_figures("fixed", w_fix, ngw, T, R, t50, t75)
-                out["class_ap_fixed"] = cap
-            if "pooled" in self.plans:
-                rows, seg = self.plans["pooled"]
-                S = len(self.pools)
-                ng = np.stack([ngw[:, c, 0].sum(axis=1) for c in self.pools], axis=1)
-                qs, _ = batch_curves(seg, S, me.matched[0, rows], me.ignored[0, rows], me.num_thrs,
-                                     w_fix[rows], ng, p.rec_thrs)
-                fig = {"AP": _ratio(qs.sum(axis=1)[:, 0], T * R, ng[:, 0] > 0)}
-                fig["AP50"] = _ratio(qs[:, t50, 0].sum(axis=1), len(t50) * R, (ng[:, 0] > 0) & (len(t50) > 0))
-                fig["AP75"] = _ratio(qs[:, t75, 0].sum(axis=1), len(t75) * R, (ng[:, 0] > 0) & (len(t75) > 0))
-                if self.gt.kind == "lvis":
-                    for s, f in enumerate(self.gt.freq_groups(), 1):
-                        fig["AP" + f] = _ratio(qs.sum(axis=1)[:, s], T * R, ng[:, s] > 0)
-                out["pooled"] = fig
+        if "old" in w:
+            out["old"] = self._per_class_figures("old", w["old"], ngw, T, R, t50, t75)[0]
+        if "fixed" in w:
+            out["fixed"], out["class_ap_fixed"] = self._per_class_figures("fixed", w["fixed"], ngw, T, R, t50, t75)
+        if "pooled" in w:
+            me = self.exp_pool.m
+            rows, seg = self.plans["pooled"]
+            ng = self.pool_num_gt(ngw)
+            qs, _ = batch_curves(seg, len(self.pools), me.matched[0, rows], me.ignored[0, rows], me.num_thrs,
+                                 w["pooled"][rows], ng, p.rec_thrs)
+            fig = {"AP": _ratio(qs.sum(axis=1)[:, 0], T * R, ng[:, 0] > 0)}
+            fig["AP50"] = _ratio(qs[:, t50, 0].sum(axis=1), len(t50) * R, (ng[:, 0] > 0) & (len(t50) > 0))
+            fig["AP75"] = _ratio(qs[:, t75, 0].sum(axis=1), len(t75) * R, (ng[:, 0] > 0) & (len(t75) > 0))
+            if self.gt.kind == "lvis":
+                for s, f in enumerate(self.gt.freq_groups(), 1):
+                    fig["AP" + f] = _ratio(qs.sum(axis=1)[:, s], T * R, ng[:, s] > 0)
+            out["pooled"] = fig
         return out
+
+    def pool_num_gt(self, ngw: np.ndarray) -> np.ndarray:
+        """Ground truth (B, pools) of each pool (all, then r/c/f) from per-class counts (B, K, A)."""
+        return np.stack([ngw[:, c, 0].sum(axis=1) for c in self.pools], axis=1)
 
     def _per_class_figures(self, proto, w, ngw, T, R, t50, t75):
         """Summary figures (the keys of ``metrics.summarize``) of each weighting, vectorised."""
