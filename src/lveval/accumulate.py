@@ -158,11 +158,11 @@ def _segmented_suffix_max(a: np.ndarray, end: np.ndarray) -> np.ndarray:
     return a
 
 
-def _count_thresholds(rec_thrs: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _count_thresholds(rec_thrs: np.ndarray, x: np.ndarray, even: bool) -> np.ndarray:
     """Number of recall thresholds <= x (``searchsorted(rec_thrs, x, 'right')``), by arithmetic when
-    the thresholds are the references' evenly spaced 0..1 (checked), else by search."""
+    the thresholds are ``even``ly spaced from 0 to 1 as the references' are, else by search."""
     R = len(rec_thrs)
-    if R < 2 or not np.array_equal(rec_thrs, np.linspace(0.0, 1.0, R)):
+    if not even:
         return np.searchsorted(rec_thrs, x, "right")
     r0 = np.clip(np.floor(x * (R - 1)).astype(np.int64), 0, R - 1)
     c = r0 + (rec_thrs[r0] <= x)                       # thresholds 0..r0-1 are below x, r0 maybe
@@ -211,6 +211,7 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
     np.cumsum(weight * unmatched_counted[:, None], axis=0, out=c_all[1:])
     w = weight
     ngT = np.maximum(num_gt.T, 1).astype(np.float64)                           # (S, B)
+    even = R >= 2 and np.array_equal(rec_thrs, np.linspace(0.0, 1.0, R))
     for t in range(T):
         bit = matched.dtype.type(1) << matched.dtype.type(t)
         mt = (matched & bit) != 0
@@ -252,7 +253,7 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
         # the sum over recall thresholds: a true positive is the first to reach the recall
         # thresholds r with prev < step_r <= ctp, i.e. prev/g < thr_r <= ctp/g as the steps are
         # computed (k / g >= thr in float64), so count thresholds instead of searching each one
-        reached = _count_thresholds(rec_thrs, ctp / ngT[sP])
+        reached = _count_thresholds(rec_thrs, ctp / ngT[sP], even)
         prev = np.empty_like(reached)
         prev[0] = 0
         prev[1:] = reached[:-1]
