@@ -136,26 +136,29 @@ def pooled(m: Matching, subset: np.ndarray | None, cats: np.ndarray, params: Par
     return q
 
 
-def _segmented_suffix_max(a: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Suffix maximum down the rows of ``a`` (m, B) inside segments: row i covers rows [i, end[i]).
+def _segmented_suffix_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Suffix maximum down the rows of ``a`` (m, B) inside each segment [starts[k], ends[k]).
 
-    A doubling scan (log2 of the longest segment passes); max is exact, so the values are
-    those of ``np.maximum.accumulate`` on each reversed segment.
+    Segments are grouped by length into power-of-two buckets, padded, and scanned with
+    ``np.maximum.accumulate`` on the reversed rows: exact, and each value is touched about twice.
     """
-    a = a.copy()
-    m = a.shape[0]
-    if m == 0:
-        return a
-    i = np.arange(m)
-    longest = int((end - i).max())
-    s = 1
-    while s < longest:
-        ok = np.flatnonzero(i + s < end)
-        if not len(ok):
-            break
-        a[ok] = np.maximum(a[ok], a[ok + s])
-        s *= 2
-    return a
+    out = np.empty_like(a)
+    lens = ends - starts
+    nz = np.flatnonzero(lens > 0)
+    if not len(nz):
+        return out
+    bucket = np.ceil(np.log2(lens[nz])).astype(np.int64)
+    for bk in np.unique(bucket):
+        segs = nz[bucket == bk]
+        L = 1 << int(bk)
+        col = np.arange(L)[None, :]
+        ok = col < lens[segs][:, None]
+        idx = starts[segs][:, None] + np.where(ok, col, 0)
+        g = a[idx]                                            # (segments, L, B)
+        g[~ok] = -1.0                                         # below every precision
+        g = np.maximum.accumulate(g[:, ::-1], axis=1)[:, ::-1]
+        out[idx[ok]] = g[ok]
+    return out
 
 
 def _count_thresholds(rec_thrs: np.ndarray, x: np.ndarray, even: bool) -> np.ndarray:
@@ -207,8 +210,9 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
         off = np.cumsum(np.r_[0, (num_gt.T + 1).ravel()[:-1]]).reshape(S, B)
     # rows not ignored when unmatched, counted cumulatively (the same for every threshold)
     unmatched_counted = (ignored & ~matched) == 0
-    c_all = np.zeros((n + 1, B), np.int64)
-    np.cumsum(weight * unmatched_counted[:, None], axis=0, out=c_all[1:])
+    cdt = np.int32 if n * max(int(weight.max()), 1) < 2 ** 31 else np.int64   # running counts fit
+    c_all = np.zeros((n + 1, B), cdt)
+    np.cumsum(weight * unmatched_counted[:, None], axis=0, dtype=cdt, out=c_all[1:])
     w = weight
     ngT = np.maximum(num_gt.T, 1).astype(np.float64)                           # (S, B)
     even = R >= 2 and np.array_equal(rec_thrs, np.linspace(0.0, 1.0, R))
@@ -222,20 +226,20 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
         sP = seg[P]
         pS = np.searchsorted(P, starts, "left")
         pE = np.searchsorted(P, ends, "left")
-        c_tp = np.zeros((len(P) + 1, B), np.int64)
-        np.cumsum(w[P], axis=0, out=c_tp[1:])
+        c_tp = np.zeros((len(P) + 1, B), cdt)
+        np.cumsum(w[P], axis=0, dtype=cdt, out=c_tp[1:])
         ctp = c_tp[1:] - c_tp[pS[sP]]
         # false positives up to each true positive: counted rows minus matched counted rows
         M = np.flatnonzero(mt & unmatched_counted)
-        c_m = np.zeros((len(M) + 1, B), np.int64)
-        np.cumsum(w[M], axis=0, out=c_m[1:])
+        c_m = np.zeros((len(M) + 1, B), cdt)
+        np.cumsum(w[M], axis=0, dtype=cdt, out=c_m[1:])
         mS = np.searchsorted(M, starts, "left")
         kP = np.searchsorted(M, P, "right")
         cfp = (c_all[P + 1] - c_all[starts[sP]]) - (c_m[kP] - c_m[mS[sP]])
         tp_sum = ctp.astype(np.float64)
         fp_sum = cfp.astype(np.float64)
         pr = tp_sum / (fp_sum + tp_sum + _EPS)
-        env = _segmented_suffix_max(pr, pE[sP])                                # (nP, B)
+        env = _segmented_suffix_max(pr, pS, pE)                                # (nP, B)
         total = c_tp[pE] - c_tp[pS]                                            # (S, B)
         recall[:, t] = np.where(valid, total.T / np.maximum(num_gt, 1), 0.0)
         if full:   # the sampled values themselves: first true positive reaching each recall step
