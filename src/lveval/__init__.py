@@ -25,11 +25,13 @@ def evaluate(*args, **kwargs):
 def compare(gt, models, *, bootstrap: int = 1000, seed: int = 0, confidence: float = 0.95,
             protocols=("old", "fixed", "pooled"), iou_type: str = "bbox", max_dets_per_image: int | None = None,
             max_dets_per_class: int = 10_000, dataset: str | None = None, on_unknown_image: str = "error",
-            on_unknown_category: str = "error"):
+            on_unknown_category: str = "error", client=None, workers: int | None = None,
+            scheduler: str | None = None):
     """Compare detectors (``{"name": results, ...}``, the first is the baseline) with paired bootstrap
     confidence intervals; see :func:`lveval.comparison.compare`."""
     from .comparison import compare as _compare
     return _compare(gt, models, bootstrap=bootstrap, seed=seed, confidence=confidence, protocols=protocols,
                     iou_type=iou_type, max_dets_per_image=max_dets_per_image,
                     max_dets_per_class=max_dets_per_class, dataset=dataset,
-                    on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category)
+                    on_unknown_image=on_unknown_image, on_unknown_category=on_unknown_category,
+                    client=client, workers=workers, scheduler=scheduler)

@@ -136,17 +136,29 @@ def pooled(m: Matching, subset: np.ndarray | None, cats: np.ndarray, params: Par
     return q
 
 
-def _segmented_suffix_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Suffix maximum down the rows of ``a`` (m, B) inside each segment [starts[k], ends[k]).
+def seqsum(x: np.ndarray, axis: int) -> np.ndarray:
+    """Sum along ``axis`` in index order (a cumulative sum's last value): unlike ``np.sum``, whose
+    pairwise blocking depends on the array's shape, each result depends only on its own terms,
+    so a replicate's figures do not depend on how many replicates are computed together."""
+    return np.take(np.cumsum(x, axis=axis), -1, axis=axis)
+
+
+def _segment_envelopes(a: np.ndarray, counts: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                       want_env: bool = False):
+    """Per segment [starts[k], ends[k]) of the rows of ``a`` (m, B): the suffix maximum ``env`` of
+    ``a`` inside the segment and ``sum(env * counts)`` over the segment's rows, in row order.
 
     Segments are grouped by length into power-of-two buckets, padded, and scanned with
-    ``np.maximum.accumulate`` on the reversed rows: exact, and each value is touched about twice.
+    ``np.maximum.accumulate`` on the reversed rows: exact, each value touched about twice.
+    Returns (sums (S, B), env (m, B) or None).
     """
-    out = np.empty_like(a)
+    S, B = len(starts), a.shape[1]
+    sums = np.zeros((S, B))
+    env = np.empty_like(a) if want_env else None
     lens = ends - starts
     nz = np.flatnonzero(lens > 0)
     if not len(nz):
-        return out
+        return sums, env
     bucket = np.ceil(np.log2(lens[nz])).astype(np.int64)
     for bk in np.unique(bucket):
         segs = nz[bucket == bk]
@@ -157,8 +169,12 @@ def _segmented_suffix_max(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -
         g = a[idx]                                            # (segments, L, B)
         g[~ok] = -1.0                                         # below every precision
         g = np.maximum.accumulate(g[:, ::-1], axis=1)[:, ::-1]
-        out[idx[ok]] = g[ok]
-    return out
+        c = counts[idx]
+        c[~ok] = 0
+        sums[segs] = seqsum(g * c, axis=1)
+        if want_env:
+            env[idx[ok]] = g[ok]
+    return sums, env
 
 
 def _count_thresholds(rec_thrs: np.ndarray, x: np.ndarray, even: bool) -> np.ndarray:
@@ -239,10 +255,10 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
         tp_sum = ctp.astype(np.float64)
         fp_sum = cfp.astype(np.float64)
         pr = tp_sum / (fp_sum + tp_sum + _EPS)
-        env = _segmented_suffix_max(pr, pS, pE)                                # (nP, B)
         total = c_tp[pE] - c_tp[pS]                                            # (S, B)
         recall[:, t] = np.where(valid, total.T / np.maximum(num_gt, 1), 0.0)
         if full:   # the sampled values themselves: first true positive reaching each recall step
+            _, env = _segment_envelopes(pr, np.zeros(pr.shape, np.int64), pS, pE, want_env=True)
             nP = len(P)
             keys = (ctp + off[sP]).T.ravel()                                   # (b, position) order
             offv = off[vs, vb]
@@ -252,7 +268,7 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
             envf = env.T.ravel()
             vals = np.where(ok, envf[np.minimum(idx, keys.size - 1)], 0.0)
             qfull[vb, t, vs] = vals
-            qsum[vb, t, vs] = vals.sum(axis=1)
+            qsum[vb, t, vs] = seqsum(vals, axis=1)
             continue
         # the sum over recall thresholds: a true positive is the first to reach the recall
         # thresholds r with prev < step_r <= ctp, i.e. prev/g < thr_r <= ctp/g as the steps are
@@ -262,9 +278,6 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
         prev[0] = 0
         prev[1:] = reached[:-1]
         prev[pS[sP] == np.arange(len(P))] = 0                                  # first of its segment
-        contrib = env * (reached - prev)
-        has = np.flatnonzero(pE > pS)
-        qs = np.zeros((S, B))
-        qs[has] = np.add.reduceat(contrib, pS[has], axis=0)
+        qs, _ = _segment_envelopes(pr, reached - prev, pS, pE)
         qsum[:, t] = np.where(valid, qs.T, 0.0)
     return (qsum, recall, qfull) if full else (qsum, recall)

@@ -145,3 +145,39 @@ def test_cli_errors(run_cli, tmp_path):
     assert rc == 2 and "at least two" in err
     rc, _, err = run_cli("compare", g, r, r, "--names", "x")
     assert rc == 2 and "names" in err
+
+
+def test_replicates_do_not_depend_on_chunking(sims):
+    from lveval.comparison.resample import ModelResampler, draw_weights
+    from lveval.io.gt import load_gt
+    from lveval.io.results import bind, load_results
+    from lveval.metrics import Evaluator
+    from lveval.params import Params
+
+    gt, a, _ = sims
+    g = load_gt(gt)
+    W = draw_weights(g.num_images, 12, seed=5)
+    r = ModelResampler(Evaluator(g, bind(load_results(a), g), Params(max_dets_per_class=40)), PROTOCOLS, W)
+    whole = r.replicate(W)
+    parts = [r.replicate(W[i:j]) for i, j in ((0, 1), (1, 7), (7, 12))]
+    for p in PROTOCOLS:
+        for k, v in whole[p].items():
+            assert np.array_equal(v, np.concatenate([x[p][k] for x in parts])), (p, k)
+    assert np.array_equal(whole["class_ap_fixed"], np.concatenate([x["class_ap_fixed"] for x in parts]),
+                          equal_nan=True)
+
+
+def test_dask_gives_the_same_json(sims):
+    pytest.importorskip("distributed")
+    from lveval.distributed.dask_backend import local_cluster
+    import distributed
+
+    gt, a, b = sims
+    local = lveval.compare(gt, {"a": a, "b": b}, bootstrap=30, seed=4, max_dets_per_class=40)
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        sharded = lveval.compare(gt, {"a": a, "b": b}, bootstrap=30, seed=4, max_dets_per_class=40, client=client)
+    assert sharded.to_dict() == local.to_dict()
+    for x, y in zip(local.replicates, sharded.replicates):
+        for p in x:
+            for k in x[p]:
+                assert np.array_equal(x[p][k], y[p][k])

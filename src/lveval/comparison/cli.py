@@ -28,8 +28,11 @@ def cmd_compare(a, eval_kwargs) -> int:
         raise InputError("give at least two results files (the first is the baseline)")
     check_writable(a.json)
     names = _names(a)
+    if a.workers is not None and a.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {a.workers}", field="workers")
     c = compare(a.gt, dict(zip(names, a.results)), bootstrap=a.bootstrap, seed=a.seed,
-                confidence=a.confidence, protocols=protocols_arg(a), **eval_kwargs(a))
+                confidence=a.confidence, protocols=protocols_arg(a), workers=a.workers,
+                scheduler=a.scheduler, **eval_kwargs(a))
     d = c.to_dict()
     print(text_table(d))
     if not a.quiet:
@@ -61,6 +64,9 @@ def register_cli(sub, common, eval_options, eval_kwargs) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the image draws (default 0)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default 0.95)")
     eval_options(p)
+    g = p.add_argument_group("replicates on Dask (needs: pip install 'lveval[distributed]'); same figures")
+    g.add_argument("--workers", metavar="N", type=int, default=None, help="a local cluster of N worker processes")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None, help="a Dask scheduler (e.g. tcp://host:8786)")
     p.add_argument("--json", metavar="OUT", help="write models, differences and intervals as JSON")
     p.add_argument("--html", metavar="DIR", help="write DIR/compare.html (one self-contained page)")
     common(p)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..accumulate import batch_curves
+from ..accumulate import batch_curves, seqsum
 from ..match import Matching
 from ..metrics import Evaluator, class_ap, summarize_pooled
 from ..select import refine
@@ -168,6 +168,7 @@ class ModelResampler:
                 constrained = bound > k
             fixed_any |= (wmax[d.img_idx] > 0) & ~constrained[d.cat_idx]
         self._fc_order = self.class_order[constrained[d.cat_idx[self.class_order]]]
+        self._fc_cat, self._fc_img = d.cat_idx[self._fc_order], d.img_idx[self._fc_order]
         if len(self._fc_order):
             step = _chunk(len(self._fc_order))
             for c in range(0, len(W_all), step):
@@ -181,17 +182,26 @@ class ModelResampler:
         self.exp = expand_ties(self.m, J, per_class=True)                 # AP-Old, AP-Fixed
         self.exp_pool = expand_ties(self.m, J, per_class=False) if "pooled" in self.protocols else None
         self.counts = gt_counts(self.gt, self.params)
+        # what replicate() reads, so that a copy for other processes can leave the rest behind
+        self._m_img = self.m.img
+        self._keep_old = self.sel_old[self.m.det]
+        self._kind, self._K = self.gt.kind, self.gt.num_categories
+        self._freq = self.gt.freq_groups() if self.gt.kind == "lvis" else {}
         self._plan()
+
+    def __getstate__(self) -> dict:
+        """Only the state replicates need (``lveval.compare`` ships it to Dask workers)."""
+        drop = ("ev", "gt", "m", "sel_old", "sel_fixed", "fixed_any", "class_order", "_fc_order")
+        return {k: v for k, v in self.__dict__.items() if k not in drop}
 
     def _fc(self, WT: np.ndarray) -> np.ndarray:
         """Kept copies (n_c, B) of the rows of the constrained classes."""
-        d = self.ev.dets
-        o = self._fc_order
-        return fixed_copies(np.arange(len(o)), d.cat_idx[o], d.img_idx[o], WT, self.params.max_dets_per_class)
+        return fixed_copies(np.arange(len(self._fc_cat)), self._fc_cat, self._fc_img, WT,
+                            self.params.max_dets_per_class)
 
     def fixed_copies(self, WT: np.ndarray) -> np.ndarray:
         """AP-Fixed's kept copies (n, B) of each matched row under each weighting ``WT`` (I, B)."""
-        p = WT[self.m.img]
+        p = WT[self._m_img]
         if len(self._m_fc_rows):
             p[self._m_fc_rows] = self._fc(WT)[self._m_fc[self._m_fc_rows]]
         return p
@@ -257,8 +267,8 @@ class ModelResampler:
         ("old" and "fixed" on ``self.exp``, "pooled" on ``self.exp_pool``)."""
         out = {}
         if "old" in self.plans:
-            keep = self.sel_old[self.m.det].astype(WT.dtype)
-            out["old"] = self.exp.weights(WT[self.m.img] * keep[:, None])
+            keep = self._keep_old.astype(WT.dtype)
+            out["old"] = self.exp.weights(WT[self._m_img] * keep[:, None])
         if "fixed" in self.plans or "pooled" in self.plans:
             p_fix = self.fixed_copies(WT)
             if "fixed" in self.plans:
@@ -272,7 +282,7 @@ class ModelResampler:
         with AP-Fixed also ``class_ap_fixed`` (B, K), NaN where a class has no ground truth."""
         p = self.params
         WT = np.ascontiguousarray(np.asarray(W, np.int32).T)
-        ngw = weighted_num_gt(self.counts, WT, self.gt.num_categories)
+        ngw = weighted_num_gt(self.counts, WT, self._K)
         w = self.row_weights(WT)
         out = {}
         T, R = len(p.iou_thrs), len(p.rec_thrs)
@@ -288,12 +298,13 @@ class ModelResampler:
             ng = self.pool_num_gt(ngw)
             qs, _ = batch_curves(seg, len(self.pools), me.matched[0, rows], me.ignored[0, rows], me.num_thrs,
                                  w["pooled"][rows], ng, p.rec_thrs)
-            fig = {"AP": _ratio(qs.sum(axis=1)[:, 0], T * R, ng[:, 0] > 0)}
-            fig["AP50"] = _ratio(qs[:, t50, 0].sum(axis=1), len(t50) * R, (ng[:, 0] > 0) & (len(t50) > 0))
-            fig["AP75"] = _ratio(qs[:, t75, 0].sum(axis=1), len(t75) * R, (ng[:, 0] > 0) & (len(t75) > 0))
-            if self.gt.kind == "lvis":
-                for s, f in enumerate(self.gt.freq_groups(), 1):
-                    fig["AP" + f] = _ratio(qs.sum(axis=1)[:, s], T * R, ng[:, s] > 0)
+            q_t = seqsum(qs, axis=1)                                             # (B, pools)
+            fig = {"AP": _ratio(q_t[:, 0], T * R, ng[:, 0] > 0)}
+            for name, ts in (("AP50", t50), ("AP75", t75)):
+                fig[name] = _ratio(_tsum(qs[:, ts, 0]), len(ts) * R, (ng[:, 0] > 0) & (len(ts) > 0))
+            if self._kind == "lvis":
+                for s, f in enumerate(self._freq, 1):
+                    fig["AP" + f] = _ratio(q_t[:, s], T * R, ng[:, s] > 0)
             out["pooled"] = fig
         return out
 
@@ -307,32 +318,42 @@ class ModelResampler:
         B = w.shape[1]
         fig = {}
         class_ap_b = None
-        freq = self.gt.freq_groups() if self.gt.kind == "lvis" else {}
+        freq = self._freq
         for a, (rows, seg, cls) in enumerate(self.plans[proto]):
             ng = ngw[:, cls, a]
             qs, rc = batch_curves(seg, len(cls), me.matched[a, rows], me.ignored[a, rows], me.num_thrs,
                                   w[rows], ng, self.params.rec_thrs)
             valid = ng > 0
             nv = valid.sum(axis=1)
-            q_all = np.where(valid, qs.sum(axis=1), 0.0)            # (B, S)
+            q_all = np.where(valid, seqsum(qs, axis=1), 0.0)         # (B, S)
             if a == 0:
-                fig["AP"] = _ratio(q_all.sum(axis=1), T * R, nv > 0, nv)
+                fig["AP"] = _ratio(_csum(q_all), T * R, nv > 0, nv)
                 for name, ts in (("AP50", t50), ("AP75", t75)):
-                    qt = np.where(valid, qs[:, ts].sum(axis=1), 0.0).sum(axis=1)
+                    qt = _csum(np.where(valid, _tsum(qs[:, ts]), 0.0))
                     fig[name] = _ratio(qt, len(ts) * R, (nv > 0) & (len(ts) > 0), nv)
                 in_cls = {f: np.isin(cls, c) for f, c in freq.items()}
                 for f, sel in in_cls.items():
                     nf = (valid & sel[None, :]).sum(axis=1)
-                    fig["AP" + f] = _ratio(q_all[:, sel].sum(axis=1), T * R, nf > 0, nf)
-                rc_all = np.where(valid, rc.sum(axis=1), 0.0).sum(axis=1)
+                    fig["AP" + f] = _ratio(_csum(q_all[:, sel]), T * R, nf > 0, nf)
+                rc_all = _csum(np.where(valid, seqsum(rc, axis=1), 0.0))
                 fig["AR"] = _ratio(rc_all, T, nv > 0, nv)
-                class_ap_b = np.full((B, self.gt.num_categories), np.nan)
+                class_ap_b = np.full((B, self._K), np.nan)
                 class_ap_b[:, cls] = np.where(valid, q_all / (T * R), np.nan)
             else:
                 lbl = "sml"[a - 1] if a <= 3 else str(a)
-                fig["AP" + lbl] = _ratio(q_all.sum(axis=1), T * R, nv > 0, nv)
-                fig["AR" + lbl] = _ratio(np.where(valid, rc.sum(axis=1), 0.0).sum(axis=1), T, nv > 0, nv)
+                fig["AP" + lbl] = _ratio(_csum(q_all), T * R, nv > 0, nv)
+                fig["AR" + lbl] = _ratio(_csum(np.where(valid, seqsum(rc, axis=1), 0.0)), T, nv > 0, nv)
         return fig, class_ap_b
+
+
+def _csum(x: np.ndarray) -> np.ndarray:
+    """Sum over classes (axis 1) of (B, S), in class order; 0 without classes."""
+    return seqsum(x, axis=1) if x.shape[1] else np.zeros(x.shape[0])
+
+
+def _tsum(x: np.ndarray) -> np.ndarray:
+    """Sum over the thresholds (axis 1) of a (B, t, ...) selection; 0 when none is selected."""
+    return seqsum(x, axis=1) if x.shape[1] else np.zeros((x.shape[0],) + x.shape[2:])
 
 
 def _ratio(num: np.ndarray, per: int, ok, count=None) -> np.ndarray:
