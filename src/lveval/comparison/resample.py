@@ -244,6 +244,11 @@ class ModelResampler:
                 seg_of_cls[has_gt] = np.arange(len(has_gt))
                 per_area.append((rows, seg_of_cls[me.cat[rows]], has_gt))
             self.plans[proto] = per_area
+        if "old" in self.plans and self.gt.kind == "coco":
+            # pycocotools' AR at each smaller maxDets: the first md rows of each (image, class)
+            rows, seg, cls = self.plans["old"][0]
+            self.plans["old_md"] = {md: (rows[me.rank[rows] < md], seg[me.rank[rows] < md], cls)
+                                    for md in self.params.coco_max_dets[:-1]}
         if "pooled" in self.protocols:
             me = self.exp_pool.m
             det_fix = self.fixed_any[me.det]
@@ -343,6 +348,13 @@ class ModelResampler:
                 lbl = "sml"[a - 1] if a <= 3 else str(a)
                 fig["AP" + lbl] = _ratio(_csum(q_all), T * R, nv > 0, nv)
                 fig["AR" + lbl] = _ratio(_csum(np.where(valid, seqsum(rc, axis=1), 0.0)), T, nv > 0, nv)
+        for md, (rows, seg, cls) in (self.plans.get("old_md", {}) if proto == "old" else {}).items():
+            ng = ngw[:, cls, 0]
+            _, rc = batch_curves(seg, len(cls), me.matched[0, rows], me.ignored[0, rows], me.num_thrs,
+                                 w[rows], ng, self.params.rec_thrs)
+            valid = ng > 0
+            nv = valid.sum(axis=1)
+            fig[f"AR{md}"] = _ratio(_csum(np.where(valid, seqsum(rc, axis=1), 0.0)), T, nv > 0, nv)
         return fig, class_ap_b
 
 
