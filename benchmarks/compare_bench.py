@@ -1,7 +1,9 @@
 """Time and peak memory of ``lveval compare`` (paired bootstrap over images).
 
 Each run is one ``lveval compare`` process; wall time, CPU time (user + sys) and peak RSS come from
-``os.wait4``. Medians over ``--repeat`` runs are printed as JSON.
+``os.wait4`` (with ``--workers``, of the driver process only: the Dask workers are its grandchildren).
+Medians over ``--repeat`` runs are printed as JSON, with the digest of the JSON written (the same for
+a seed, with or without ``--workers``).
 
     # two simulated detectors on the bundled 100-image LVIS subset, 1,000 replicates
     python benchmarks/compare_bench.py bundled --bootstrap 1000 --repeat 3
@@ -14,6 +16,7 @@ Each run is one ``lveval compare`` process; wall time, CPU time (user + sys) and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -41,6 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--protocols", default="old,fixed,pooled")
+    ap.add_argument("--workers", type=int, default=None, help="replicates on a local Dask cluster of N workers")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.mode == "bundled":
@@ -61,13 +65,18 @@ def main(argv=None) -> int:
         out = os.path.join(tmp, "compare.json")
         cmd = [sys.executable, "-m", "lveval.cli", "compare", *paths, "--bootstrap", str(args.bootstrap),
                "--protocols", args.protocols, "--json", out, "--quiet"]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
         runs = [run_once(cmd) for _ in range(args.repeat)]
         with open(out) as f:
-            d = json.load(f)
+            raw = f.read()
+        d = json.loads(raw)
     med = {k: round(statistics.median(r[k] for r in runs), 2) for k in runs[0]}
     print(json.dumps({"mode": args.mode, "models": len(paths) - 1, "replicates": args.bootstrap,
+                      "workers": args.workers,
                       "protocols": args.protocols, "runs": runs, "median": med,
-                      "verdicts": [x["verdict"] for x in d["differences"]]}, indent=1))
+                      "verdicts": [x["verdict"] for x in d["differences"]],
+                      "json_sha256": hashlib.sha256(raw.encode()).hexdigest()}, indent=1))
     return 0
 
 

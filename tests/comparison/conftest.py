@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(HERE))     # tests/ (gen.py)
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run ``lveval ARGS`` with only ``lveval compare`` registered (isolated from other modules)."""
-    import lveval.cli as cli
+    from lveval import cli
     from lveval.comparison.cli import register_cli
 
     monkeypatch.setattr(cli, "_load_extensions", lambda: None)

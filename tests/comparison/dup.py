@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-
 
 def duplicate(gt: dict, results: list, mult: dict) -> tuple[dict, list]:
     """``mult``: image id -> times drawn. Copy ``j`` of image ``i`` gets id ``i * M + j`` (ids keep the

@@ -29,7 +29,7 @@ def test_point_differences_equal_separate_evaluations(sims):
 
 def test_same_options_as_evaluate(sims):
     gt, a, b = sims
-    kw = dict(max_dets_per_image=100, max_dets_per_class=50, protocols=("old", "fixed"))
+    kw = {"max_dets_per_image": 100, "max_dets_per_class": 50, "protocols": ("old", "fixed")}
     c = lveval.compare(gt, [a, b], bootstrap=5, **kw)
     assert c.names == ["model0", "model1"]
     e = evaluate(gt, b, **kw)
@@ -169,8 +169,9 @@ def test_replicates_do_not_depend_on_chunking(sims):
 
 def test_dask_gives_the_same_json(sims):
     pytest.importorskip("distributed")
-    from lveval.distributed.dask_backend import local_cluster
     import distributed
+
+    from lveval.distributed.dask_backend import local_cluster
 
     gt, a, b = sims
     local = lveval.compare(gt, {"a": a, "b": b}, bootstrap=30, seed=4, max_dets_per_class=40)

@@ -11,6 +11,7 @@ two would then not estimate the same quantity. Takes about 20 s of CPU (18 s mea
 from __future__ import annotations
 
 import numpy as np
+
 import lveval
 
 N_POP, N_SET, N_SETS, N_REP, N_CATS = 20_000, 100, 200, 200, 4
@@ -52,7 +53,7 @@ def _population(seed: int = 0):
 
 
 def _subset(gt, models, ids):
-    keep = set(int(i) for i in ids)
+    keep = {int(i) for i in ids}
     sub = {"images": [im for im in gt["images"] if im["id"] in keep],
            "annotations": [a for a in gt["annotations"] if a["image_id"] in keep],
            "categories": gt["categories"]}
@@ -61,7 +62,7 @@ def _subset(gt, models, ids):
 
 def test_intervals_cover_the_population_difference():
     gt, models = _population()
-    opts = dict(protocols=("fixed", "pooled"), max_dets_per_class=-1)
+    opts = {"protocols": ("fixed", "pooled"), "max_dets_per_class": -1}
     pop = lveval.compare(gt, models, bootstrap=0, **opts).differences[0]
     target = {p: pop[p]["AP"]["delta"] for p in ("fixed", "pooled")}
     assert target["fixed"] > 0.01 and target["pooled"] > 0.01      # a real, known difference

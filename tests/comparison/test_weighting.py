@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from dup import duplicate, multiplicities
 from gen import make_dataset
+
 from lveval.accumulate import batch_curves, per_class, pooled
 from lveval.comparison.resample import ModelResampler, draw_weights, weighted_num_gt
 from lveval.io.gt import load_gt
@@ -43,7 +43,7 @@ def check(gt: dict, results: list, W: np.ndarray, **kw) -> int:
             for a, (rows, seg, cls) in enumerate(r.plans[proto]):
                 me = r.exp.m
                 ng = ngw[b:b + 1, cls, a]
-                qs, rc, q = batch_curves(seg, len(cls), me.matched[a, rows], me.ignored[a, rows], me.num_thrs,
+                _, rc, q = batch_curves(seg, len(cls), me.matched[a, rows], me.ignored[a, rows], me.num_thrs,
                                          rw[proto][rows, b:b + 1], ng, params.rec_thrs, full=True)
                 v = ng[0] > 0
                 ref = e.precision[proto][:, :, cls[v], a]                       # (T, R, S')

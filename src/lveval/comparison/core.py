@@ -8,8 +8,9 @@ every protocol from weights on the one matching pass (see ``resample``).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,14 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_write
 from ..report.build import _asset, _section
-from ..report.figures import COLORS, FREQ_COLORS, FREQ_NAMES, LABELS, _figure, png_data_uri
+from ..report.figures import (
+    COLORS,
+    FREQ_COLORS,
+    FREQ_NAMES,
+    LABELS,
+    _figure,
+    png_data_uri,
+)
 
 KEYS = ("AP", "APr", "APc", "APf")
 NAMES = {"old": "AP-Old", "fixed": "AP-Fixed", "pooled": "AP-Pool"}
