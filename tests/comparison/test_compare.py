@@ -145,6 +145,8 @@ def test_cli_errors(run_cli, tmp_path):
     assert rc == 2 and "at least two" in err
     rc, _, err = run_cli("compare", g, r, r, "--names", "x")
     assert rc == 2 and "names" in err
+    rc, _, err = run_cli("compare", g, r, r, "--protocols", "old,new")
+    assert rc == 2 and "unknown protocol 'new'" in err
 
 
 def test_replicates_do_not_depend_on_chunking(sims):

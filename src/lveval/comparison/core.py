@@ -109,9 +109,13 @@ def compare(gt: Any, models: Mapping[str, Any] | list, *, bootstrap: int = 1000,
     scheduler address, or a local cluster of that many processes); the figures are the same.
     """
     t0 = time.perf_counter()
-    protocols = check_protocols(protocols)
+    try:
+        protocols = check_protocols(protocols)
+    except ValueError as exc:
+        raise InputError(str(exc), field="protocols") from None
     if not isinstance(models, Mapping):
         models = {f"model{i}": r for i, r in enumerate(models)}
+    sources = list(models.values())
     names = [str(n) for n in models]
     if len(names) < 2:
         raise InputError("compare needs at least two results (a baseline and a model)")
@@ -129,13 +133,13 @@ def compare(gt: Any, models: Mapping[str, Any] | list, *, bootstrap: int = 1000,
     W = draw_weights(g.num_images, bootstrap, seed)
     digests, resamplers = [], []
     t_load = t_match = 0.0
-    for name in names:
+    for source in sources:
         t1 = time.perf_counter()
-        raw = load_results(models[name])
+        raw = load_results(source)
         dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
                     on_unknown_category=on_unknown_category)
         notices.merge(dets.notices)
-        digests.append(input_digest(models[name], raw.digest))
+        digests.append(input_digest(source, raw.digest))
         t2 = time.perf_counter()
         resamplers.append(ModelResampler(Evaluator(g, dets, params), protocols, W))
         t_load += t2 - t1
