@@ -183,10 +183,10 @@ def _count_thresholds(rec_thrs: np.ndarray, x: np.ndarray, even: bool) -> np.nda
     R = len(rec_thrs)
     if not even:
         return np.searchsorted(rec_thrs, x, "right")
+    # floor(x * (R - 1)) is the count minus one, give or take one rounding step either way
     r0 = np.clip(np.floor(x * (R - 1)).astype(np.int64), 0, R - 1)
-    c = r0 + (rec_thrs[r0] <= x)                       # thresholds 0..r0-1 are below x, r0 maybe
-    c -= (r0 > 0) & (rec_thrs[np.maximum(r0 - 1, 0)] > x)
-    c += (r0 < R - 1) & (rec_thrs[np.minimum(r0 + 1, R - 1)] <= x)
+    c = r0 + (rec_thrs[r0] <= x)                      # thresholds 0..r0-1 are <= x, r0 maybe
+    c += (r0 < R - 1) & (rec_thrs[np.minimum(r0 + 1, R - 1)] <= x)   # floor one below
     return c
 
 
@@ -223,7 +223,8 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
     if full:   # recall steps of every valid (weighting, segment); offsets make the (s, b) blocks disjoint
         uniq, inv = np.unique(num_gt[valid], return_inverse=True)
         steps = recall_steps(rec_thrs, uniq)[inv.reshape(-1)]                 # (V, R)
-        off = np.cumsum(np.r_[0, (num_gt.T + 1).ravel()[:-1]]).reshape(S, B)
+        # in (replicate, segment) order, the order of the flattened keys below
+        off = np.cumsum(np.r_[0, (num_gt + 1).ravel()[:-1]]).reshape(B, S).T                # (S, B)
     # rows not ignored when unmatched, counted cumulatively (the same for every threshold)
     unmatched_counted = (ignored & ~matched) == 0
     cdt = np.int32 if n * max(int(weight.max()), 1) < 2 ** 31 else np.int64   # running counts fit
