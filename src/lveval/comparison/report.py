@@ -176,13 +176,15 @@ def render(c: dict, gt_label: str) -> str:
              _section("bars", "Differences per frequency group",
                       '<p class="note">Bars: difference to the baseline; error bars: the interval.</p>'
                       + _img(difference_bars(c), "differences with intervals"))]
-    for d in c["differences"]:
-        sid = "class-" + "".join(ch if ch.isalnum() else "-" for ch in d["name"])
+    links = [("table", "Table"), ("bars", "Groups")]
+    for j, d in enumerate(c["differences"]):
+        sid = f"class-{j + 1}"
+        links.append((sid, f"Classes: {html.escape(d['name'])}"))
         parts.append(_section(sid, f"Per class: {html.escape(d['name'])} vs {html.escape(d['baseline'])}",
                               '<p class="note">AP-Fixed per class, paired difference and its own interval. '
                               "Classes whose interval excludes 0:</p>" + _changed(d)
                               + _img(class_plot(d), "per-class AP-Fixed differences")))
-    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in (("table", "Table"), ("bars", "Groups")))
+    nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in links)
     meta = (f"ground truth <code>{html.escape(gt_label)}</code> &middot; {len(c['models'])} models &middot; "
             f"{c['params']['iou_type']} &middot; lveval {__version__}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
