@@ -126,14 +126,18 @@ def class_plot(d: dict) -> str | None:
 
 
 def _cell(m: dict, d: dict | None, k: str) -> str:
+    """A value, and for a model after the baseline its difference and interval; green (red) when the
+    interval lies above (below) 0 (the report's td.pos / td.neg)."""
     v = m.get(k)
     s = "&ndash;" if v is None or v < 0 else f"{100 * v:.2f}"
+    cls = ""
     if d is not None and d.get(k) and d[k].get("delta") is not None:
         f = d[k]
-        cls = "pos" if f["low"] is not None and f["low"] > 0 else ("neg" if f["high"] is not None and f["high"] < 0 else "")
+        if f["low"] is not None:
+            cls = "pos" if f["low"] > 0 else ("neg" if f["high"] < 0 else "")
         iv = "" if f["low"] is None else f"<br><small>[{100 * f['low']:+.2f}, {100 * f['high']:+.2f}]</small>"
-        s += f' <span class="{cls}">({100 * f["delta"]:+.2f})</span>{iv}'
-    return f"<td>{s}</td>"
+        s += f" ({100 * f['delta']:+.2f}){iv}"
+    return f'<td class="{cls}">{s}</td>' if cls else f"<td>{s}</td>"
 
 
 def table4(c: dict) -> str:
