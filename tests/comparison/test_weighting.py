@@ -90,3 +90,14 @@ def test_budget_boundary_splits_copies():
     W = np.array([[3, 0, 1, 2], [0, 3, 3, 1]], np.int32)
     check(gt, res, W, max_dets_per_class=2)
     check(gt, res, W, max_dets_per_class=5)
+
+
+def test_matching_every_row_of_bound_classes_gives_the_same(monkeypatch):
+    # past a work limit the union of kept rows is not computed: every row of a class whose budget
+    # can bind is matched (a superset); the replicates must not change
+    import lveval.comparison.resample as rs
+
+    gt, res = make_dataset(4, kind="lvis", n_images=6, n_cats=2, max_gt=5, max_dets=12, score_levels=3)
+    W = np.random.default_rng(0).integers(0, 4, (3, len(gt["images"]))).astype(np.int32)
+    monkeypatch.setattr(rs, "UNION_WORK", 0)
+    check(gt, res, W, max_dets_per_class=5)

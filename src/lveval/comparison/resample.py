@@ -18,11 +18,12 @@ each row's copies consecutive in the results file. On that data set:
   one copy are a prefix in score order, so the matching of the union of all rows
   any replicate can keep (computed once) gives every replicate's outcomes;
 * the rankings order ties by image and then by class and rank: the copies of a
-  row are consecutive unless another row of the same image has the same score;
-  then the copies interleave (copy 0 of both, copy 1 of both, ...). Such rows
-  are expanded into one row per possible copy (``copy < J``, the largest
-  multiplicity) placed under a virtual image index ``img * J + copy``, each of
-  weight 0 or 1; every other row keeps one row of weight ``w``.
+  row are consecutive unless another row of the same image (per-class rankings:
+  of the same image and class) has the same score; then the copies interleave
+  (copy 0 of both, copy 1 of both, ...). Such rows are expanded into one row per
+  possible copy (``copy < J``, the largest multiplicity) under a virtual image
+  index ``img * J + copy``, each of weight 0 or 1; every other row keeps one row
+  of weight ``w``. AP-Old and AP-Fixed use the per-class expansion, AP-Pool its own.
 
 With these weights ``accumulate.per_class``/``pooled``/``batch_curves`` give the
 duplicated data set's curves exactly (tests/comparison check this).
@@ -37,6 +38,9 @@ from ..accumulate import batch_curves, seqsum
 from ..match import Matching
 from ..metrics import Evaluator, class_ap, summarize_pooled
 from ..select import refine
+
+
+UNION_WORK = 2_000_000_000   # row-replicates beyond which every row of a bound class is matched
 
 
 def draw_weights(num_images: int, replicates: int, seed: int) -> np.ndarray:
@@ -169,7 +173,9 @@ class ModelResampler:
             fixed_any |= (wmax[d.img_idx] > 0) & ~constrained[d.cat_idx]
         self._fc_order = self.class_order[constrained[d.cat_idx[self.class_order]]]
         self._fc_cat, self._fc_img = d.cat_idx[self._fc_order], d.img_idx[self._fc_order]
-        if len(self._fc_order):
+        if len(self._fc_order) * len(W_all) > UNION_WORK:
+            fixed_any[self._fc_order] = True      # match them all: a superset is as good, and cheaper
+        elif len(self._fc_order):
             step = _chunk(len(self._fc_order))
             for c in range(0, len(W_all), step):
                 fixed_any[self._fc_order] |= (self._fc(np.ascontiguousarray(W_all[c:c + step].T)) > 0).any(axis=1)
