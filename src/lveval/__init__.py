@@ -29,12 +29,13 @@ _LAZY = {
     "load_results": "lveval.io.results", "Detections": "lveval.io.results",
     "TopKPerClass": "lveval.topk",
     "errors": "lveval.error_analysis.core",
+    "compare": "lveval.comparison.core",
     "LvevalError": "lveval.exceptions", "InputError": "lveval.exceptions",
     "OptionError": "lveval.exceptions", "ResourceError": "lveval.exceptions",
 }
 
 __all__ = ["__version__", "data_path", "evaluate", "EvalResult", "Evaluator", "Params", "load_gt", "GroundTruth",
-           "load_results", "Detections", "TopKPerClass", "errors", "LvevalError", "InputError", "OptionError", "ResourceError"]
+           "load_results", "Detections", "TopKPerClass", "errors", "compare", "LvevalError", "InputError", "OptionError", "ResourceError"]
 
 if TYPE_CHECKING:   # for type checkers and editors; at run time the module __getattr__ imports them
     from .exceptions import InputError, LvevalError, OptionError, ResourceError
@@ -42,6 +43,7 @@ if TYPE_CHECKING:   # for type checkers and editors; at run time the module __ge
     from .io.results import Detections, load_results
     from .metrics import EvalResult, Evaluator, evaluate
     from .params import Params
+    from .comparison.core import compare
     from .error_analysis.core import errors
     from .topk import TopKPerClass
 

@@ -22,7 +22,7 @@ log = logging.getLogger("lveval")
 # command group modules; the core commands start without importing the others
 _CORE_MODULE = "lveval.cli.core"
 _GROUPS = ("lveval.cli.topk", "lveval.cli.analysis", "lveval.cli.calibrate", "lveval.cli.report",
-           "lveval.cli.distributed", "lveval.cli.errors")
+           "lveval.cli.distributed", "lveval.cli.errors", "lveval.cli.compare")
 _CORE = ("evaluate", "demo", "convert")
 
 
