@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io import masks
 from .params import Params
 from .select import refine, score_order
 
@@ -94,15 +95,31 @@ def _group_spans(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     return (np.searchsorted(keys_sorted, query, "left"), np.searchsorted(keys_sorted, query, "right"))
 
 
+def _gt_column(gt):
+    """The ground truth's masks (``gt.rles()``) as an RLEColumn, or None if one is not plain RLE."""
+    rles = gt.rles()
+    h, w = gt.img_h[gt.ann_img], gt.img_w[gt.ann_img]
+    col, ok = masks.pack(rles, h, w)
+    return col if ok.all() else None
+
+
 def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_min):
-    """All (detection, ground truth) pairs of a group with IoU >= the lowest threshold."""
+    """All (detection, ground truth) pairs of a group with IoU >= the lowest threshold:
+    (detection positions in ``rows``, ground-truth positions in ``gorder``, IoU values)."""
     gs, ge = _group_spans(gkey_sorted, dkey)
     cnt = ge - gs
     crowd_sorted = gt.ann_crowd[gorder]
     pds, pgs, ious = [], [], []
+    pair_iou = None
     if iou_type == "bbox":
-        has = np.flatnonzero(cnt > 0)
         box_g = gt.ann_box[gorder]
+        pair_iou = lambda pd, pg: box_iou_pairs(dets.bbox[rows[pd]], box_g[pg], crowd_sorted[pg])
+    elif masks.compiled() and isinstance(dets.segm, masks.RLEColumn):
+        g_col = _gt_column(gt)
+        if g_col is not None:   # masks in C over the pairs of all groups at once
+            pair_iou = lambda pd, pg: masks.pair_iou(dets.segm, g_col, rows[pd], gorder[pg], crowd_sorted[pg])
+    if pair_iou is not None:
+        has = np.flatnonzero(cnt > 0)
         csum = np.cumsum(cnt[has])
         lo = 0
         while lo < len(has):
@@ -114,11 +131,11 @@ def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_mi
             pd = np.repeat(d, c)
             off = np.arange(len(pd)) - np.repeat(np.cumsum(c) - c, c)
             pg = np.repeat(gs[d], c) + off
-            iou = box_iou_pairs(dets.bbox[rows[pd]], box_g[pg], crowd_sorted[pg])
+            iou = pair_iou(pd, pg)
             keep = iou >= thr_min
             pds.append(pd[keep]); pgs.append(pg[keep]); ious.append(iou[keep])
             lo = hi
-    else:
+    else:   # pycocotools per (image, category) group
         from pycocotools import mask as mask_utils
 
         rles = gt.rles()
