@@ -96,11 +96,28 @@ def _group_spans(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
 
 
 def _gt_column(gt):
-    """The ground truth's masks (``gt.rles()``) as an RLEColumn, or None if one is not plain RLE."""
+    """The ground truth's masks (``gt.rles()``) as an RLEColumn with their boxes, or None if one is
+    not plain RLE."""
     rles = gt.rles()
     h, w = gt.img_h[gt.ann_img], gt.img_w[gt.ann_img]
     col, ok = masks.pack(rles, h, w)
-    return col if ok.all() else None
+    if not ok.all():
+        return None
+    col.box = masks.stats(col)[2]
+    return col
+
+
+def _mask_pair_iou(d_col, g_col, d_rows, g_rows, crowd, skip_apart: bool) -> np.ndarray:
+    """Mask IoU of row pairs; with ``skip_apart``, pairs whose mask boxes do not meet are 0 without
+    decoding (they share no pixel: a box holds all of its mask's pixels)."""
+    if not skip_apart or d_col.box is None or g_col.box is None:
+        return masks.pair_iou(d_col, g_col, d_rows, g_rows, crowd)
+    a, b = d_col.box[d_rows], g_col.box[g_rows]
+    meet = np.flatnonzero((a[:, 0] < b[:, 0] + b[:, 2]) & (b[:, 0] < a[:, 0] + a[:, 2])
+                          & (a[:, 1] < b[:, 1] + b[:, 3]) & (b[:, 1] < a[:, 1] + a[:, 3]))
+    out = np.zeros(len(d_rows))
+    out[meet] = masks.pair_iou(d_col, g_col, d_rows[meet], g_rows[meet], crowd[meet])
+    return out
 
 
 def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_min):
@@ -117,14 +134,16 @@ def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_mi
     elif masks.compiled() and isinstance(dets.segm, masks.RLEColumn):
         g_col = _gt_column(gt)
         if g_col is not None:   # masks in C over the pairs of all groups at once
-            pair_iou = lambda pd, pg: masks.pair_iou(dets.segm, g_col, rows[pd], gorder[pg], crowd_sorted[pg])
+            pair_iou = lambda pd, pg: _mask_pair_iou(dets.segm, g_col, rows[pd], gorder[pg], crowd_sorted[pg],
+                                                     thr_min > 0)
     if pair_iou is not None:
+        chunk = _PAIR_CHUNK if iou_type == "bbox" else _PAIR_CHUNK // 4   # masks: larger temporaries
         has = np.flatnonzero(cnt > 0)
         csum = np.cumsum(cnt[has])
         lo = 0
         while lo < len(has):
             base = csum[lo - 1] if lo else 0
-            hi = int(np.searchsorted(csum, base + _PAIR_CHUNK, "right"))
+            hi = int(np.searchsorted(csum, base + chunk, "right"))
             hi = max(hi, lo + 1)
             d = has[lo:hi]
             c = cnt[d]

@@ -47,13 +47,27 @@ static void release(buf_t *b, int n) {
         if (b[i].held) PyBuffer_Release(&b[i].view);
 }
 
-/* Validate one string for a mask of ``total`` pixels; on success write its area and box.
- * Returns 0 when valid, 1 otherwise. */
+/* Column and row of pixel ``pos`` (column-major, columns of h pixels), for positions that never
+ * decrease: the column found for the previous position is the start of the search. */
+static inline void locate(uint32_t pos, uint32_t h, uint32_t *base, uint32_t *col, uint32_t *x, uint32_t *y) {
+    uint32_t d = pos - *base;
+    if (d >= h) {
+        uint32_t q = d < 2 * h ? 1 : d / h;
+        *base += q * h;
+        *col += q;
+        d -= q * h;
+    }
+    *x = *col;
+    *y = d;
+}
+
+/* Validate one string for a mask of h x w pixels; on success write its area and box.
+ * Returns 0 when valid, 1 otherwise. One pass: the box is pycocotools' rleToBbox (the columns
+ * and rows its foreground runs reach, unsigned 32-bit), found without a division per run. */
 static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, double *area, double *box) {
-    int64_t total = h * w;
-    int64_t prev2 = 0, prev1 = 0, sum = 0;
-    uint32_t a = 0, cc = 0, xs = (uint32_t)w, ys = (uint32_t)h, xe = 0, ye = 0;
-    uint32_t uh = (uint32_t)h;
+    int64_t total = h * w, prev2 = 0, prev1 = 0, sum = 0;
+    uint32_t a = 0, cc = 0, xs = (uint32_t)w, ys = (uint32_t)h, xe = 0, ye = 0, uh = (uint32_t)h;
+    uint32_t base = 0, col = 0;
     Py_ssize_t p = 0, m = 0;
     box[0] = box[1] = box[2] = box[3] = 0;
     *area = 0;
@@ -63,63 +77,42 @@ static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, doub
         int64_t x = 0;
         int k = 0, c;
         do {
-            if (s[p] < 48 || s[p] > 111) return 1;
             c = s[p++] - 48;
-            if (k >= 12) return 1;   /* a run of more than 12 characters */
+            if ((unsigned)c > 63) return 1;   /* outside '0'..'o' */
             x |= (int64_t)(c & 0x1f) << (5 * k);
             k++;
-        } while (c & 0x20);
+        } while ((c & 0x20) && k < 12);
+        if (c & 0x20) return 1;   /* a run of more than 12 characters */
         if (c & 0x10) x -= (int64_t)1 << (5 * k);
         if (m > 2) x += prev2;
-        if (x < 0 || x > total) return 1;
-        sum += x;
-        if (sum > total) return 1;
+        if ((uint64_t)x > (uint64_t)total) return 1;   /* negative, or longer than the mask */
+        sum += x;   /* at most len * total: no overflow */
         prev2 = prev1;
         prev1 = x;
-        m++;
-    }
-    if (sum != total) return 1;
-    /* second pass, on valid runs: area and box with pycocotools' unsigned 32-bit steps */
-    {
-        Py_ssize_t m2 = (m / 2) * 2, j = 0;
-        int64_t q2 = 0, q1 = 0;
-        p = 0;
-        for (j = 0; j < m; j++) {
-            int64_t x = 0;
-            int k = 0, c;
-            do {
-                c = s[p++] - 48;
-                x |= (int64_t)(c & 0x1f) << (5 * k);
-                k++;
-            } while (c & 0x20);
-            if (c & 0x10) x -= (int64_t)1 << (5 * k);
-            if (j > 2) x += q2;
-            q2 = q1;
-            q1 = x;
-            if (j % 2 == 1) a += (uint32_t)x;
-            if (j < m2 && uh > 0) {   /* rleToBbox: the columns and rows foreground runs reach */
-                uint32_t from = cc, ys0, xs0, ye0, xe0;
-                cc += (uint32_t)x;
-                if (j % 2 == 1 && x != 0) {
-                    ys0 = from % uh;
-                    xs0 = (from - ys0) / uh;
-                    ye0 = (cc - 1) % uh;
-                    xe0 = (cc - 1 - ye0) / uh;
-                    if (xs0 < xs) xs = xs0;
-                    if (xe0 > xe) xe = xe0;
-                    if (xs0 < xe0) { ys = 0; ye = uh - 1; }
-                    else {
-                        if (ys0 < ys) ys = ys0;
-                        if (ye0 > ye) ye = ye0;
-                    }
+        if (m % 2 == 1) {
+            a += (uint32_t)x;
+            if (x != 0 && uh > 0) {   /* a foreground run [cc, cc + x) */
+                uint32_t xs0, ys0, xe0, ye0;
+                locate(cc, uh, &base, &col, &xs0, &ys0);
+                locate(cc + (uint32_t)x - 1, uh, &base, &col, &xe0, &ye0);
+                if (xs0 < xs) xs = xs0;
+                if (xe0 > xe) xe = xe0;
+                if (xs0 < xe0) { ys = 0; ye = uh - 1; }
+                else {
+                    if (ys0 < ys) ys = ys0;
+                    if (ye0 > ye) ye = ye0;
                 }
             }
         }
-        *area = (double)a;
-        if (m2 > 0 && uh > 0 && w > 0) {   /* unsigned like pycocotools, also for masks with no pixel */
-            box[0] = xs; box[2] = (double)(uint32_t)(xe - xs + 1);
-            box[1] = ys; box[3] = (double)(uint32_t)(ye - ys + 1);
-        }
+        cc += (uint32_t)x;
+        m++;
+    }
+    if (sum != total) return 1;
+    /* pycocotools looks at runs 0 .. 2 * (m / 2) - 1 only: an odd last run is background anyway */
+    *area = (double)a;
+    if (m >= 2 && uh > 0 && w > 0) {   /* unsigned like pycocotools, also for masks with no pixel */
+        box[0] = xs; box[2] = (double)(uint32_t)(xe - xs + 1);
+        box[1] = ys; box[3] = (double)(uint32_t)(ye - ys + 1);
     }
     return 0;
 }

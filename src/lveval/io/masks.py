@@ -34,7 +34,8 @@ class RLEColumn(Sequence):
     """N compressed RLE masks: ``data`` (uint8, the strings end to end), ``offsets`` (int64, N + 1),
     ``h`` and ``w`` (int64, N). Item ``i`` is pycocotools' dict ``{"size": [h, w], "counts": bytes}``."""
 
-    def __init__(self, data, offsets, h, w):
+    def __init__(self, data, offsets, h, w, box=None):
+        self.box = box   # optional (N, 4) xywh boxes of the masks (pycocotools' toBbox), set by stats users
         self.data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) \
             else np.ascontiguousarray(data, np.uint8)
         self.offsets = np.ascontiguousarray(offsets, np.int64)
@@ -90,7 +91,7 @@ class RLEColumn(Sequence):
                 src = np.repeat(self.offsets[ii] - new_off[lo:lo + len(ii)], ln) + \
                     np.arange(new_off[lo], new_off[lo + len(ii)])
                 out[new_off[lo]:new_off[lo + len(ii)]] = self.data[src]
-        return RLEColumn(out, new_off, self.h[idx], self.w[idx])
+        return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx])
 
     @classmethod
     def from_strings(cls, strings: list, h, w) -> "RLEColumn":
@@ -106,11 +107,14 @@ class RLEColumn(Sequence):
         sizes = np.cumsum([0] + [len(p.data) for p in parts])
         off = np.concatenate([parts[0].offsets[:1]] + [p.offsets[1:] - p.offsets[0] + s
                                                       for p, s in zip(parts, sizes[:-1])])
+        box = None if any(p.box is None for p in parts) else np.concatenate([p.box for p in parts])
         return cls(np.concatenate([p.data[p.offsets[0]:p.offsets[-1]] for p in parts]), off,
-                   np.concatenate([p.h for p in parts]), np.concatenate([p.w for p in parts]))
+                   np.concatenate([p.h for p in parts]), np.concatenate([p.w for p in parts]), box)
 
-    def __reduce__(self):
-        return RLEColumn, (self.data, self.offsets, self.h, self.w)
+    def __reduce__(self):   # only the bytes in use (a view may sit in a larger buffer)
+        data = self.data[self.offsets[0]:self.offsets[-1]] if len(self) else self.data[:0]
+        return RLEColumn, (data, self.offsets - self.offsets[0] if len(self) else self.offsets, self.h, self.w,
+                           self.box)
 
 
 def _plain(m, h: int, w: int):

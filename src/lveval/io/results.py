@@ -258,19 +258,65 @@ def from_table(table, path: str) -> Detections:
         name = "segm_counts" if "segm_counts" in names else "segmentation"
         c = table.column(name)
         if pa.types.is_struct(c.type):
-            segm = c.to_pylist()
+            segm = _arrow_struct_masks(c) or c.to_pylist()
         elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_binary(c.type):
             for k in ("segm_h", "segm_w"):
                 if k not in names:
                     raise InputError(f"missing required column (masks as RLE strings need {name}, segm_h "
                                      f"and segm_w; the file has: {have})", path=path, field=k)
             hs, ws = col("segm_h", True), col("segm_w", True)
-            segm = [{"size": [int(h), int(w)], "counts": v} for v, h, w in zip(c.to_pylist(), hs, ws)]
+            segm = _arrow_masks(c, hs, ws) or [{"size": [int(h), int(w)], "counts": v}
+                                               for v, h, w in zip(c.to_pylist(), hs, ws)]
         else:
             raise InputError(f"expected RLE strings or {{size, counts}} structs, got column type {c.type}",
                              path=path, field=name)
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(len(score), dtype=np.int64))
+
+
+def _arrow_strings(c):
+    """(bytes uint8, offsets int64) of an Arrow string/binary column without nulls, or None."""
+    import pyarrow as pa
+
+    c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+    if c.null_count or not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)
+                            or pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type)):
+        return None
+    big = pa.types.is_large_string(c.type) or pa.types.is_large_binary(c.type)
+    _, ob, db = c.buffers()
+    off = np.frombuffer(ob, np.int64 if big else np.int32)[c.offset:c.offset + len(c) + 1].astype(np.int64)
+    data = np.frombuffer(db, np.uint8) if db is not None else np.zeros(0, np.uint8)
+    return data, off
+
+
+def _arrow_masks(c, h: np.ndarray, w: np.ndarray):
+    """An RLEColumn over an Arrow column of RLE strings (no copy of the strings), or None."""
+    from .masks import RLEColumn
+
+    got = _arrow_strings(c)
+    return None if got is None else RLEColumn(got[0], got[1], h, w)
+
+
+def _arrow_struct_masks(c):
+    """An RLEColumn from a struct<size: list<int> of 2, counts: string> column, or None when it is
+    anything else (then the rows go through Python objects and are checked one by one)."""
+    import pyarrow as pa
+
+    c = c.combine_chunks()
+    t = c.type
+    if c.null_count or {t.field(i).name for i in range(t.num_fields)} != {"size", "counts"}:
+        return None
+    size = c.field("size")
+    if not (pa.types.is_list(size.type) or pa.types.is_large_list(size.type)
+            or pa.types.is_fixed_size_list(size.type)) or not pa.types.is_integer(size.type.value_type):
+        return None
+    if size.null_count or len(size) and (size.value_lengths().to_numpy() != 2).any():
+        return None
+    flat = size.flatten()
+    if flat.null_count:
+        return None
+    hw = flat.to_numpy().astype(np.int64).reshape(-1, 2)
+    return _arrow_masks(c.field("counts"), hw[:, 0], hw[:, 1])
 
 
 def _from_python(obj, path: str) -> Detections:
@@ -384,11 +430,20 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
             with_masks = mm.find(b'"segmentation"', edges[0], min(edges[1], edges[0] + (1 << 16))) >= 0
             with_masks = with_masks and (first_end < 0 or mm.find(b'"segmentation"', edges[0], first_end) >= 0)
             try:
-                with ThreadPoolExecutor(1) as pool:
-                    digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
-                    read = fastjson.mask_columns if with_masks else fastjson.box_columns
-                    cols = read(mm, *edges, lines=lines)
-                    digest = digest.result()
+                if with_masks:   # hashed and released window by window: never resident whole
+                    hasher = hashlib.sha256()
+                    cols = fastjson.mask_columns(mm, *edges, lines=lines, hasher=hasher,
+                                                 release=lambda lo, hi: _drop_pages(mm, lo, hi))
+                    if cols is not None:
+                        hasher.update(view[edges[1]:])
+                    else:
+                        hasher = hashlib.sha256(view)
+                    digest = "sha256:" + hasher.hexdigest()
+                else:
+                    with ThreadPoolExecutor(1) as pool:
+                        digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
+                        cols = fastjson.box_columns(mm, *edges, lines=lines)
+                        digest = digest.result()
             finally:
                 view.release()   # before the map closes
     if cols is None or (lines and len(cols[0]) == 0):   # no records: the general reader says why
@@ -398,6 +453,21 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(len(score), dtype=np.int64), digest=digest,
                       line=cols[-1] if lines else None), digest
+
+
+def _drop_pages(mm, lo: int, hi: int) -> None:
+    """Let the kernel drop the mapped pages of ``mm[lo:hi]`` from this process (read already)."""
+    import mmap
+
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    a = lo - lo % mmap.PAGESIZE
+    b = hi - hi % mmap.PAGESIZE
+    if b > a:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError):
+            pass
 
 
 def check_policy(policy: str) -> None:
@@ -607,6 +677,7 @@ def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, line
             raise InputError(polygon_problem(s), **where, field="segmentation")
         raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
                          **where, field="segmentation")
+    col.box = box   # kept for matching: masks whose boxes do not meet need no IoU
     return col, area, box
 
 
@@ -742,7 +813,17 @@ def write_results(dets: Detections, path: str) -> None:
                 "score": pa.array(dets.score, pa.float64())}
         if dets.bbox is not None:
             cols["bbox"] = pa.FixedSizeListArray.from_arrays(pa.array(dets.bbox.reshape(-1), pa.float64()), 4)
-        if dets.segm is not None:
+        from .masks import RLEColumn
+
+        if isinstance(dets.segm, RLEColumn) and not (dets.segm.data >= 0x80).any():   # ASCII: valid UTF-8
+            m = dets.segm
+            off = m.offsets - m.offsets[0]
+            data = pa.py_buffer(m.data[m.offsets[0]:m.offsets[-1]])
+            cols["segm_counts"] = pa.StringArray.from_buffers(len(m), pa.py_buffer(off.astype(np.int32)), data) \
+                if off[-1] < 2 ** 31 else pa.LargeStringArray.from_buffers(len(m), pa.py_buffer(off), data)
+            cols["segm_h"] = pa.array(m.h.astype(np.int32), pa.int32())
+            cols["segm_w"] = pa.array(m.w.astype(np.int32), pa.int32())
+        elif dets.segm is not None:
             for i, m in enumerate(dets.segm):
                 if not (isinstance(m, dict) and isinstance(m.get("counts"), (str, bytes))):
                     raise InputError("Parquet stores masks as compressed RLE; this one is polygons or "
