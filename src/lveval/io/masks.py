@@ -82,7 +82,7 @@ class RLEColumn(Sequence):
         new_off = np.zeros(len(idx) + 1, np.int64)
         np.cumsum(lens, out=new_off[1:])
         out = np.empty(int(new_off[-1]), np.uint8)
-        if _rle is not None:
+        if compiled():
             _rle.gather(self.data, self.offsets, idx, new_off, out)
         else:
             for lo in range(0, len(idx), 50_000):   # chunks bound the index temporaries
