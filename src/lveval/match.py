@@ -107,12 +107,21 @@ def _gt_column(gt):
     return col
 
 
-def _mask_pair_iou(d_col, g_col, d_rows, g_rows, crowd, skip_apart: bool) -> np.ndarray:
-    """Mask IoU of row pairs; with ``skip_apart``, pairs whose mask boxes do not meet are 0 without
-    decoding (they share no pixel: a box holds all of its mask's pixels)."""
-    if not skip_apart or d_col.box is None or g_col.box is None:
+def _candidate_boxes(col, rows: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Mask boxes (pycocotools' toBbox) of positions ``rows`` (n, 4), computed only where ``has``."""
+    if col.box is not None:
+        return col.box[rows]
+    out = np.zeros((len(rows), 4))
+    idx = np.flatnonzero(has)
+    out[idx] = masks.stats(col.take(rows[idx]))[2]
+    return out
+
+
+def _mask_pair_iou(d_col, g_col, d_rows, g_rows, crowd, a=None, b=None) -> np.ndarray:
+    """Mask IoU of row pairs; given the pairs' mask boxes ``a`` and ``b``, pairs whose boxes do not
+    meet are 0 without decoding (they share no pixel: a box holds all of its mask's pixels)."""
+    if a is None or b is None:
         return masks.pair_iou(d_col, g_col, d_rows, g_rows, crowd)
-    a, b = d_col.box[d_rows], g_col.box[g_rows]
     meet = np.flatnonzero((a[:, 0] < b[:, 0] + b[:, 2]) & (b[:, 0] < a[:, 0] + a[:, 2])
                           & (a[:, 1] < b[:, 1] + b[:, 3]) & (b[:, 1] < a[:, 1] + a[:, 3]))
     out = np.zeros(len(d_rows))
@@ -134,8 +143,9 @@ def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_mi
     elif masks.compiled() and isinstance(dets.segm, masks.RLEColumn):
         g_col = _gt_column(gt)
         if g_col is not None:   # masks in C over the pairs of all groups at once
+            d_box = _candidate_boxes(dets.segm, rows, cnt > 0) if thr_min > 0 else None
             pair_iou = lambda pd, pg: _mask_pair_iou(dets.segm, g_col, rows[pd], gorder[pg], crowd_sorted[pg],
-                                                     thr_min > 0)
+                                                     None if d_box is None else d_box[pd], g_col.box[gorder[pg]])
     if pair_iou is not None:
         chunk = _PAIR_CHUNK if iou_type == "bbox" else _PAIR_CHUNK // 4   # masks: larger temporaries
         has = np.flatnonzero(cnt > 0)

@@ -181,8 +181,21 @@ typedef struct {
 /* A counts string at p (its opening quote) appended to the counts buffer; NULL unless it holds
  * only printable ASCII and the escape \\ (COCO's alphabet '0'..'o' contains the backslash). */
 static ptr parse_counts(ptr p, ptr end, columns *c) {
+    ptr q;
     if (p >= end || *p != '"') return NULL;
     p++;
+    q = (ptr)memchr(p, '"', (size_t)(end - p));
+    if (q != NULL) {   /* the common case, no escape: check the span in one branch-free pass, copy it */
+        Py_ssize_t n = q - p, j;
+        unsigned odd = 0;
+        for (j = 0; j < n; j++) odd |= (unsigned)(p[j] < 0x20) | (unsigned)(p[j] >= 0x80) | (unsigned)(p[j] == '\\');
+        if (!odd) {
+            if (c->cnt_len + n > c->cnt_cap) return NULL;
+            memcpy(c->cnt + c->cnt_len, p, (size_t)n);
+            c->cnt_len += n;
+            return q + 1;
+        }
+    }
     while (p < end && *p != '"') {
         unsigned char ch = *p++;
         if (ch < 0x20 || ch >= 0x80) return NULL;

@@ -61,15 +61,16 @@ static inline void locate(uint32_t pos, uint32_t h, uint32_t *base, uint32_t *co
     *y = d;
 }
 
-/* Validate one string for a mask of h x w pixels; on success write its area and box.
- * Returns 0 when valid, 1 otherwise. One pass: the box is pycocotools' rleToBbox (the columns
- * and rows its foreground runs reach, unsigned 32-bit), found without a division per run. */
+/* Validate one string for a mask of h x w pixels; on success write its area and, unless box is
+ * NULL, its box. Returns 0 when valid, 1 otherwise. One pass: the box is pycocotools' rleToBbox
+ * (the columns and rows its foreground runs reach, unsigned 32-bit), found without a division
+ * per run. */
 static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, double *area, double *box) {
     int64_t total = h * w, prev2 = 0, prev1 = 0, sum = 0;
     uint32_t a = 0, cc = 0, xs = (uint32_t)w, ys = (uint32_t)h, xe = 0, ye = 0, uh = (uint32_t)h;
     uint32_t base = 0, col = 0;
     Py_ssize_t p = 0, m = 0;
-    box[0] = box[1] = box[2] = box[3] = 0;
+    if (box) box[0] = box[1] = box[2] = box[3] = 0;
     *area = 0;
     if (len == 0) return total == 0 ? 0 : 1;
     if (s[len - 1] < 48 || s[len - 1] > 111 || ((s[len - 1] - 48) & 0x20)) return 1;
@@ -83,15 +84,16 @@ static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, doub
             k++;
         } while ((c & 0x20) && k < 12);
         if (c & 0x20) return 1;   /* a run of more than 12 characters */
-        if (c & 0x10) x -= (int64_t)1 << (5 * k);
-        if (m > 2) x += prev2;
+        /* sign and delta without branches: both are data-dependent coin flips */
+        x -= (int64_t)((c >> 4) & 1) << (5 * k);
+        x += prev2 & -(int64_t)(m > 2);
         if ((uint64_t)x > (uint64_t)total) return 1;   /* negative, or longer than the mask */
         sum += x;   /* at most len * total: no overflow */
         prev2 = prev1;
         prev1 = x;
         if (m % 2 == 1) {
             a += (uint32_t)x;
-            if (x != 0 && uh > 0) {   /* a foreground run [cc, cc + x) */
+            if (box && x != 0 && uh > 0) {   /* a foreground run [cc, cc + x) */
                 uint32_t xs0, ys0, xe0, ye0;
                 locate(cc, uh, &base, &col, &xs0, &ys0);
                 locate(cc + (uint32_t)x - 1, uh, &base, &col, &xe0, &ye0);
@@ -110,7 +112,7 @@ static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, doub
     if (sum != total) return 1;
     /* pycocotools looks at runs 0 .. 2 * (m / 2) - 1 only: an odd last run is background anyway */
     *area = (double)a;
-    if (m >= 2 && uh > 0 && w > 0) {   /* unsigned like pycocotools, also for masks with no pixel */
+    if (box && m >= 2 && uh > 0 && w > 0) {   /* unsigned like pycocotools, also for masks with no pixel */
         box[0] = xs; box[2] = (double)(uint32_t)(xe - xs + 1);
         box[1] = ys; box[3] = (double)(uint32_t)(ye - ys + 1);
     }
@@ -120,7 +122,8 @@ static int stat_one(const uint8_t *s, Py_ssize_t len, int64_t h, int64_t w, doub
 PyDoc_STRVAR(stats_doc,
 "stats(data, offsets, h, w, status, area, bbox, start, stop) -> number of invalid masks\n\n"
 "For rows start..stop: status[i] = 0 (valid) or 1, area[i] and bbox[i] (x, y, w, h) of valid masks.\n"
-"offsets int64 (n + 1), h and w int64 (n), status uint8, area float64, bbox float64 (4 n).");
+"offsets int64 (n + 1), h and w int64 (n), status uint8, area float64, bbox float64 (4 n) or None\n"
+"(no boxes: a cheaper pass).");
 
 static PyObject *stats(PyObject *self, PyObject *args) {
     PyObject *o[7];
@@ -133,13 +136,13 @@ static PyObject *stats(PyObject *self, PyObject *args) {
     if (get_buf(o[0], &b[0], 0, 1, "data") || get_buf(o[1], &b[1], 0, 8, "offsets") ||
         get_buf(o[2], &b[2], 0, 8, "h") || get_buf(o[3], &b[3], 0, 8, "w") ||
         get_buf(o[4], &b[4], 1, 1, "status") || get_buf(o[5], &b[5], 1, 8, "area") ||
-        get_buf(o[6], &b[6], 1, 32, "bbox")) {
+        (o[6] != Py_None && get_buf(o[6], &b[6], 1, 32, "bbox"))) {
         release(b, 7);
         return NULL;
     }
     n = b[2].view.len / 8;
     if (b[1].view.len / 8 != n + 1 || b[3].view.len / 8 != n || b[4].view.len != n || b[5].view.len / 8 != n ||
-        b[6].view.len / 32 != n || start < 0 || stop > n || start > stop) {
+        (b[6].held && b[6].view.len / 32 != n) || start < 0 || stop > n || start > stop) {
         release(b, 7);
         PyErr_SetString(PyExc_ValueError, "stats: inconsistent column lengths or row range");
         return NULL;
@@ -149,14 +152,15 @@ static PyObject *stats(PyObject *self, PyObject *args) {
         const int64_t *off = (const int64_t *)b[1].view.buf, *hh = (const int64_t *)b[2].view.buf,
                       *ww = (const int64_t *)b[3].view.buf;
         uint8_t *st = (uint8_t *)b[4].view.buf;
-        double *ar = (double *)b[5].view.buf, *bb = (double *)b[6].view.buf;
+        double *ar = (double *)b[5].view.buf, *bb = b[6].held ? (double *)b[6].view.buf : NULL;
         Py_ssize_t dlen = b[0].view.len, i;
         Py_BEGIN_ALLOW_THREADS
         for (i = start; i < stop; i++) {
             if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > dlen || hh[i] < 0 || ww[i] < 0) {
                 st[i] = 1;
             } else {
-                st[i] = (uint8_t)stat_one(data + off[i], off[i + 1] - off[i], hh[i], ww[i], ar + i, bb + 4 * i);
+                st[i] = (uint8_t)stat_one(data + off[i], off[i + 1] - off[i], hh[i], ww[i], ar + i,
+                                          bb ? bb + 4 * i : NULL);
             }
             bad += st[i];
         }
@@ -185,8 +189,8 @@ static Py_ssize_t intervals(const uint8_t *s, Py_ssize_t len, uint32_t **iv, Py_
             x |= (int64_t)(c & 0x1f) << (5 * k);
             k++;
         } while (c & 0x20 && p < len);
-        if (c & 0x10) x -= (int64_t)1 << (5 * k);
-        if (m > 2) x += q2;
+        x -= (int64_t)((c >> 4) & 1) << (5 * k);
+        x += q2 & -(int64_t)(m > 2);
         q2 = q1;
         q1 = x;
         if (m % 2 == 1 && x > 0) {   /* a foreground run; one interval per run */

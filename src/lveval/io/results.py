@@ -542,7 +542,7 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
     segm = dets.segm
     area = mask_box = None
     if segm is not None and iou_type == "segm":
-        segm, area, mask_box = _check_masks(segm, gt, img_idx, path, rec, lines)
+        segm, area, mask_box = _check_masks(segm, gt, img_idx, path, rec, lines, boxes=dets.bbox is None)
     bbox = dets.bbox
     if bbox is None and segm is not None:
         if mask_box is None:
@@ -607,8 +607,9 @@ def rle_problem(s: dict, h: int, w: int) -> str | None:
     return f"counts: expected a string or a list of integers, got {type(c).__name__}"
 
 
-def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None):
-    """Normalise result masks to a column of compressed RLE; returns (column, areas, boxes).
+def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None, boxes: bool = True):
+    """Normalise result masks to a column of compressed RLE; returns (column, areas, boxes); the
+    boxes (pycocotools' toBbox) are None unless ``boxes``.
 
     Plain compressed RLE dicts (or an :class:`RLEColumn`) are packed and validated together
     (:func:`masks.stats`, compiled when built); polygons and uncompressed RLE are converted by
@@ -659,7 +660,7 @@ def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, line
             if rebuilt:
                 col = mk.RLEColumn.from_strings([fixed[i] if i in fixed else col.counts(i)
                                                  for i in range(len(col))], h, w)
-    ok, area, box = mk.stats(col)
+    ok, area, box = mk.stats(col, boxes)
     if not rebuilt:   # rows not packed hold no string: the loop above judged those it reached
         ok |= ~plain
     if not ok.all():
@@ -677,7 +678,8 @@ def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, line
             raise InputError(polygon_problem(s), **where, field="segmentation")
         raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
                          **where, field="segmentation")
-    col.box = box   # kept for matching: masks whose boxes do not meet need no IoU
+    if box is not None:
+        col.box = box   # kept for matching: masks whose boxes do not meet need no IoU
     return col, area, box
 
 
