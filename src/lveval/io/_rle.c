@@ -241,13 +241,21 @@ static PyObject *iou(PyObject *self, PyObject *args) {
         double *out = (double *)b[7].view.buf;
         Py_ssize_t nd = b[1].view.len / 8 - 1, ng = b[3].view.len / 8 - 1, k;
         Py_ssize_t dlen = b[0].view.len, glen = b[2].view.len;
-        uint32_t *div = NULL, *giv = NULL;
-        Py_ssize_t dcap = 0, gcap = 0, dn = 0, last = -1;
+        uint32_t *div = NULL, *scratch = NULL;
+        uint32_t **gcache = NULL;   /* each ground truth decoded once per call: it meets many detections */
+        Py_ssize_t *gcount = NULL;
+        uint64_t *gareas = NULL;
+        Py_ssize_t dcap = 0, scap = 0, dn = 0, last = -1;
         uint64_t darea = 0;
         Py_BEGIN_ALLOW_THREADS
-        for (k = start; k < stop; k++) {
+        gcache = (uint32_t **)calloc((size_t)(ng > 0 ? ng : 1), sizeof(uint32_t *));
+        gcount = (Py_ssize_t *)malloc(sizeof(Py_ssize_t) * (size_t)(ng > 0 ? ng : 1));
+        gareas = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(ng > 0 ? ng : 1));
+        if (!gcache || !gcount || !gareas) fail = 2;
+        for (k = start; k < stop && !fail; k++) {
             Py_ssize_t d = (Py_ssize_t)pd[k], g = (Py_ssize_t)pg[k], gn, i = 0, j = 0;
-            uint64_t inter = 0, garea = 0, uni;
+            const uint32_t *giv;
+            uint64_t inter = 0, uni;
             if (d < 0 || d >= nd || g < 0 || g >= ng || doff[d + 1] > dlen || goff[g + 1] > glen ||
                 doff[d] > doff[d + 1] || goff[g] > goff[g + 1]) { fail = 1; break; }
             if (d != last) {
@@ -257,26 +265,45 @@ static PyObject *iou(PyObject *self, PyObject *args) {
                 for (i = 0; i < dn; i++) darea += div[2 * i + 1] - div[2 * i];
                 last = d;
             }
-            gn = intervals(gd + goff[g], goff[g + 1] - goff[g], &giv, &gcap);
-            if (gn < 0) { fail = 2; break; }
+            if (gcache[g] == NULL) {
+                uint64_t ga = 0;
+                gn = intervals(gd + goff[g], goff[g + 1] - goff[g], &scratch, &scap);
+                if (gn < 0) { fail = 2; break; }
+                gcache[g] = (uint32_t *)malloc(sizeof(uint32_t) * (size_t)(2 * gn + 1));
+                if (!gcache[g]) { fail = 2; break; }
+                memcpy(gcache[g], scratch, sizeof(uint32_t) * (size_t)(2 * gn));
+                for (j = 0; j < gn; j++) ga += scratch[2 * j + 1] - scratch[2 * j];
+                gcount[g] = gn;
+                gareas[g] = ga;
+            }
+            giv = gcache[g];
+            gn = gcount[g];
             if (dn == 0 || gn == 0 || div[2 * dn - 1] <= giv[0] || giv[2 * gn - 1] <= div[0]) {
                 out[k] = 0;
                 continue;
             }
             i = 0;
-            while (i < dn && j < gn) {
+            j = 0;
+            while (i < dn && j < gn) {   /* two sorted interval lists: advance the one ending first */
+                uint32_t de = div[2 * i + 1], ge = giv[2 * j + 1];
                 uint32_t lo = div[2 * i] > giv[2 * j] ? div[2 * i] : giv[2 * j];
-                uint32_t hi = div[2 * i + 1] < giv[2 * j + 1] ? div[2 * i + 1] : giv[2 * j + 1];
-                if (hi > lo) inter += hi - lo;
-                if (div[2 * i + 1] < giv[2 * j + 1]) i++; else j++;
+                uint32_t hi = de < ge ? de : ge;
+                int adv = de < ge;
+                inter += hi > lo ? hi - lo : 0;
+                i += adv;
+                j += !adv;
             }
             if (inter == 0) { out[k] = 0; continue; }
-            for (j = 0; j < gn; j++) garea += giv[2 * j + 1] - giv[2 * j];
-            uni = crowd[k] ? darea : darea + garea - inter;
+            uni = crowd[k] ? darea : darea + gareas[g] - inter;
             out[k] = (double)(uint32_t)inter / (double)(uint32_t)uni;
         }
+        if (gcache)
+            for (k = 0; k < ng; k++) free(gcache[k]);
+        free(gcache);
+        free(gcount);
+        free(gareas);
         free(div);
-        free(giv);
+        free(scratch);
         Py_END_ALLOW_THREADS
     }
     release(b, 8);
