@@ -2,7 +2,8 @@
 
 One command runs every tool of every chosen mode on the same files, each run in its own
 process (``run.py`` does the measuring: wall time, peak RSS, agreement with lvis-api), and
-writes one table with the medians side by side and each tool's speed-up over lvis-api 0.5.3.
+writes one table with the medians side by side and each tool's speed-up over lvis-api 0.5.3,
+in wall time and in CPU time (user + system, from GNU time: steadier on a shared machine).
 
     python benchmarks/masks.py --data bench-out/masks-200k --repeat 3 --out bench-out/masks-run
 
@@ -95,16 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# lveval mask benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}", "",
              f"- GT `{gt}`, results `{results}`" + (f", Parquet `{parquet}`" if parquet else ""),
              f"- repeats: {args.repeat}; machine: {run._machine()}", "",
-             "| mode | protocol | tool | status | wall s (median) | peak RSS MiB | speed-up vs lvis-api | AP | "
-             "max abs Δ vs lvis-api |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+             "| mode | protocol | tool | status | wall s (median) | speed-up vs lvis-api | CPU s (median) | "
+             "CPU speed-up | peak RSS MiB | AP | max abs Δ vs lvis-api |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ref = next((o for o in rows if o["mode"] == r["mode"] and o["protocol"] == r["protocol"]
                     and o["tool"] == "lvis-api" and o["status"] == "ok"), None)
         speed = ref["wall_s_median"] / r["wall_s_median"] if ref and r["status"] == "ok" else None
+        cpu = ref["cpu_s_median"] / r["cpu_s_median"] if ref and r["status"] == "ok" and ref.get("cpu_s_median") \
+            and r.get("cpu_s_median") else None
         lines.append("| " + " | ".join([
             r["mode"], r["protocol"], r["tool"], r["status"] if r["status"] == "ok" else
             f"{r['status']}: {r.get('error', '')}"[:120].replace("|", "/"), run._f(r.get("wall_s_median"), ".2f"),
-            run._f(r.get("peak_rss_mib"), ".0f"), run._f(speed, ".1f"), run._f(r.get("metrics", {}).get("AP"), ".4f"),
+            run._f(speed, ".1f"), run._f(r.get("cpu_s_median"), ".2f"), run._f(cpu, ".1f"),
+            run._f(r.get("peak_rss_mib"), ".0f"), run._f(r.get("metrics", {}).get("AP"), ".4f"),
             run._f(r.get("max_abs_diff_vs_lvis_api"), ".1e")]) + " |")
     md = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)

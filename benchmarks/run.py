@@ -248,6 +248,8 @@ def _parse_gnu_time(path: Path) -> dict:
         line = line.strip()
         if line.startswith("Maximum resident set size (kbytes):"):
             out["peak_rss_mib"] = int(line.rsplit(":", 1)[1]) / 1024
+        elif line.startswith(("User time (seconds):", "System time (seconds):")):   # CPU: less noisy when shared
+            out["cpu_s"] = out.get("cpu_s", 0.0) + float(line.rsplit(":", 1)[1])
         elif line.startswith("Command terminated by signal"):
             out["signal"] = int(line.rsplit(" ", 1)[1])
     return out
@@ -403,6 +405,8 @@ def summarise(runs: list[dict]) -> dict:
         return s
     s["wall_s_median"] = statistics.median(r["wall_s"] for r in ok)
     s["wall_s_min"] = min(r["wall_s"] for r in ok)
+    if all("cpu_s" in r for r in ok):
+        s["cpu_s_median"] = statistics.median(r["cpu_s"] for r in ok)
     rss = [r["peak_rss_mib"] for r in ok if "peak_rss_mib" in r]
     s["peak_rss_mib"] = max(rss) if rss else None
     s["metrics"] = ok[0].get("metrics", {})

@@ -245,3 +245,29 @@ def test_mutated_mask_files_are_never_accepted_wrongly():
             np.testing.assert_array_equal(f, g)
         assert _mask_list(fast[4]) == _mask_list(general.segm), buf
     assert accepted > 100 and rejected > 500   # both sides were exercised
+
+
+@pytest.mark.parametrize("thr", [0.0, 0.05, 0.5])
+@pytest.mark.parametrize("seed", [1, 4])
+def test_candidate_pairs_equal_pycocotools_groups(seed, thr):
+    """The compiled pair path returns exactly the (detection position, ground-truth position, IoU)
+    triples of the pycocotools per-(image, class) path, in the same order."""
+    from lveval import match as M
+    from lveval.io.gt import load_gt
+    from lveval.io.results import bind
+
+    gt, res = _dataset(seed, with_bbox=seed == 1)
+    g = load_gt(gt)
+
+    def pairs():
+        d = bind(load_results(res), g, iou_type="segm")
+        rows = M.group_order(d, np.ones(len(d), bool)).astype(np.int64)
+        dkey = d.img_idx[rows] * g.num_categories + d.cat_idx[rows]
+        gorder = np.argsort(g.ann_key, kind="stable")
+        return M._candidate_pairs(g, d, rows, dkey, g.ann_key[gorder], gorder, "segm", thr)
+
+    fast = pairs()
+    slow = _with_env(PURE, pairs)
+    assert len(fast[0]) > (1 if thr == 0.5 else 10)
+    for f, s in zip(fast, slow):
+        np.testing.assert_array_equal(f, s)

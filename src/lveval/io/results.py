@@ -188,7 +188,12 @@ def _from_parquet(path: str) -> Detections:
     except (pa.ArrowInvalid, OSError) as exc:
         why = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(exc).splitlines()[0])
         raise InputError(f"not a readable Parquet file ({why.split('. ')[0].rstrip('.')})", path=path) from None
-    return from_table(table, path)
+    pool = pa.default_memory_pool()
+    pool.release_unused()   # decompression scratch: hundreds of MB on mask files
+    d = from_table(table, path)
+    del table
+    pool.release_unused()   # the table's buffers that the columns did not keep
+    return d
 
 
 def from_table(table, path: str) -> Detections:
