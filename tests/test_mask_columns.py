@@ -271,3 +271,56 @@ def test_candidate_pairs_equal_pycocotools_groups(seed, thr):
     assert len(fast[0]) > (1 if thr == 0.5 else 10)
     for f, s in zip(fast, slow):
         np.testing.assert_array_equal(f, s)
+
+
+PEAK = """
+import os, sys
+import lveval, lveval.metrics
+from lveval.io.gt import load_gt
+from lveval.io.jsonfile import estimate_memory
+
+def high_water():
+    for ln in open("/proc/self/status"):
+        if ln.startswith("VmHWM:"):
+            return int(ln.split()[1]) * 1024
+
+gt = load_gt(lveval.data_path())
+gt.rles()
+base = high_water()
+lveval.evaluate(gt, sys.argv[1], iou_type="segm")
+print(high_water() - base, estimate_memory(sys.argv[1], os.path.getsize(sys.argv[1]), "json"))
+"""
+
+
+@needs_reader
+def test_mask_estimate_is_not_below_the_real_peak(tmp_path):
+    """The memory check's estimate for a mask file read by the compiled path: not below the real
+    peak of a segm evaluation, and not so pessimistic that it refuses files that fit (factor 6)."""
+    import subprocess
+    import sys
+
+    import lveval
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc/self/status")
+    with open(lveval.data_path()) as f:
+        gt = json.load(f)
+    imgs, cats = gt["images"], [c["id"] for c in gt["categories"]]
+    rng = np.random.default_rng(0)
+    enc, recs = {}, []
+    for i in range(150_000):
+        im = imgs[i % len(imgs)]
+        h, w, k = im["height"], im["width"], i % 11
+        if (h, w, k) not in enc:
+            m = np.zeros((h, w), np.uint8, order="F")
+            y, x = int(rng.integers(0, h - 40)), int(rng.integers(0, w - 60))
+            m[y:y + 10 + 3 * k, x:x + 20 + 4 * k] = 1
+            m[y + 5, x:x + 10] = 0
+            enc[h, w, k] = mask_utils.encode(m)["counts"].decode()
+        recs.append({"image_id": im["id"], "category_id": cats[(7 * i) % len(cats)], "score": float(rng.random()),
+                     "bbox": [1.0, 2.0, 30.0, 40.0], "segmentation": {"size": [h, w], "counts": enc[h, w, k]}})
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(recs))
+    r = subprocess.run([sys.executable, "-c", PEAK, str(p)], capture_output=True, text=True, check=True)
+    grew, est = map(int, r.stdout.split())
+    assert grew <= est <= 6 * grew, (grew, est)
