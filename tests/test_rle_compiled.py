@@ -93,7 +93,6 @@ def test_pair_iou_equals_pycocotools(mode):
     for k in range(400):
         h, w = sizes[k % len(sizes)]
         nd, ng = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-        group = _random_masks(rng, 0)   # edge cases of other sizes are not paired
         d = [mask_utils.encode(np.asfortranarray((rng.random((h, w)) < rng.random()).astype(np.uint8)))
              for _ in range(nd)]
         g = [mask_utils.encode(np.asfortranarray((rng.random((h, w)) < rng.random()).astype(np.uint8)))
@@ -108,7 +107,6 @@ def test_pair_iou_equals_pycocotools(mode):
             for j in range(ng):
                 pd.append(len(dets) + i); pg.append(len(gts) + j); crowd.append(cr[j]); want.append(m[i, j])
         dets += d; gts += g
-        del group
     got = M.pair_iou(_column(dets), _column(gts), np.array(pd), np.array(pg), np.array(crowd))
     np.testing.assert_array_equal(got, np.array(want))
     assert (got == 0).sum() > 50 and (got == 1).sum() > 20 and ((got > 0) & (got < 1)).sum() > 1000
