@@ -4,6 +4,8 @@ Tools:
   lvis-api          lvis 0.5.3 (the reference): LVISResults(gt, res, max_dets) + LVISEval.run().
                     AP-Fixed: max_dets=-1 on a file already cut to the top K per class.
                     AP-Old:   max_dets=300 (per-image cap applied by LVISResults).
+  lvis-api-challenge  lvis-api's lvis_challenge_2021 branch from a checkout (--lvis-api-path):
+                    LVISResults(max_dets_per_cat=K, max_dets_per_im=-1) for AP-Fixed.
   faster-coco-eval  COCOeval_faster(lvis_style=True) with its per-image, per-class cap
                     (params.maxDets, default 100) lifted to the number of detections.
                     AP-Old: the 300-per-image cap is applied by this harness before
@@ -40,7 +42,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-TOOLS = ("lvis-api", "faster-coco-eval", "lveval", "lveval-parquet")
+TOOLS = ("lvis-api", "lvis-api-challenge", "faster-coco-eval", "lveval", "lveval-parquet")
 PROTOCOLS = ("fixed", "old")
 AGREEMENT_KEYS = ("AP", "APr", "APc", "APf", "APs", "APm", "APl")
 REPORT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
@@ -82,6 +84,42 @@ def _worker_lvis_api(a) -> dict:
     t1 = time.perf_counter()
     ev = LVISEval(gt, dt, iou_type=a.iou_type)
     ev.params.max_dets = max_dets
+    ev.evaluate()
+    t2 = time.perf_counter()
+    ev.accumulate()
+    ev.summarize()
+    t3 = time.perf_counter()
+    res = dict(ev.get_results())
+    metrics = {k: float(res[k]) for k in REPORT_KEYS if k in res}
+    metrics["AR"] = float(next(v for k, v in res.items() if k.startswith("AR@")))
+    return {"metrics": metrics, "phases": {"load": t1 - t0, "evaluate": t2 - t1, "accumulate": t3 - t2}}
+
+
+def _worker_lvis_api_challenge(a) -> dict:
+    """lvis-api's lvis_challenge_2021 branch, imported from the checkout ``--lvis-api-path``:
+    ``LVISResults(gt, res, max_dets_per_cat=K, max_dets_per_im=-1)`` for AP-Fixed (its own top-K
+    per class), ``max_dets_per_cat=-1, max_dets_per_im=300`` for AP-Old, then ``LVISEval.run()``."""
+    import numpy
+
+    numpy.float = float
+    sys.path.insert(0, a.lvis_api_path)
+    import lvis
+    from lvis import LVIS, LVISEval, LVISResults
+
+    if not str(Path(lvis.__file__).resolve()).startswith(str(Path(a.lvis_api_path).resolve())):
+        raise RuntimeError(f"lvis imported from {lvis.__file__}, not from {a.lvis_api_path}")
+    t0 = time.perf_counter()
+    gt = LVIS(a.gt)
+    if a.protocol == "fixed":
+        dt = LVISResults(gt, _segm_results(a), max_dets_per_cat=a.k, max_dets_per_im=-1)
+    else:
+        dt = LVISResults(gt, _segm_results(a), max_dets_per_cat=-1, max_dets_per_im=a.max_dets_per_image)
+    t1 = time.perf_counter()
+    ev = LVISEval(gt, dt, iou_type=a.iou_type)
+    if a.protocol == "fixed":
+        ev.params.max_dets, ev.params.max_dets_per_cat = -1, a.k
+    else:
+        ev.params.max_dets, ev.params.max_dets_per_cat = a.max_dets_per_image, -1
     ev.evaluate()
     t2 = time.perf_counter()
     ev.accumulate()
@@ -172,8 +210,8 @@ def _worker_numpy_topk(a) -> dict:
     return {"n_in": len(anns), "n_out": int(keep.size)}
 
 
-WORKERS = {"lvis-api": _worker_lvis_api, "faster-coco-eval": _worker_faster_coco_eval,
-           "numpy-topk": _worker_numpy_topk}
+WORKERS = {"lvis-api": _worker_lvis_api, "lvis-api-challenge": _worker_lvis_api_challenge,
+           "faster-coco-eval": _worker_faster_coco_eval, "numpy-topk": _worker_numpy_topk}
 
 
 def worker_main(argv: list[str]) -> int:
@@ -190,6 +228,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--out-json")
     ap.add_argument("--fce-cap", default="auto")
     ap.add_argument("--keep-segm-bbox", action="store_true")
+    ap.add_argument("--lvis-api-path")
     a = ap.parse_args(argv)
     try:
         rep = {"status": "ok", **WORKERS[a.tool](a)}
@@ -209,6 +248,8 @@ def _parse_gnu_time(path: Path) -> dict:
         line = line.strip()
         if line.startswith("Maximum resident set size (kbytes):"):
             out["peak_rss_mib"] = int(line.rsplit(":", 1)[1]) / 1024
+        elif line.startswith(("User time (seconds):", "System time (seconds):")):   # CPU: less noisy when shared
+            out["cpu_s"] = out.get("cpu_s", 0.0) + float(line.rsplit(":", 1)[1])
         elif line.startswith("Command terminated by signal"):
             out["signal"] = int(line.rsplit(" ", 1)[1])
     return out
@@ -322,6 +363,8 @@ def run_once(tool: str, protocol: str, args, lveval_exe: str | None, workdir: Pa
                "--report", str(report), "--fce-cap", args.fce_cap]
         if args.keep_segm_bbox:
             cmd.append("--keep-segm-bbox")
+        if tool == "lvis-api-challenge":
+            cmd += ["--lvis-api-path", str(args.lvis_api_path)]
     m = measure(cmd, args.timeout, args.mem_limit_gb, workdir, args.rss_method)
     row = {"tool": tool, "protocol": protocol, "results": str(results), "command": shlex.join(cmd), **m}
     if tool.startswith("lveval"):
@@ -362,6 +405,8 @@ def summarise(runs: list[dict]) -> dict:
         return s
     s["wall_s_median"] = statistics.median(r["wall_s"] for r in ok)
     s["wall_s_min"] = min(r["wall_s"] for r in ok)
+    if all("cpu_s" in r for r in ok):
+        s["cpu_s_median"] = statistics.median(r["cpu_s"] for r in ok)
     rss = [r["peak_rss_mib"] for r in ok if "peak_rss_mib" in r]
     s["peak_rss_mib"] = max(rss) if rss else None
     s["metrics"] = ok[0].get("metrics", {})
@@ -564,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="peak RSS from /usr/bin/time -v (auto: when present) or by polling with psutil")
     ap.add_argument("--fce-cap", default="auto",
                     help="faster-coco-eval per-(image, class) cap: auto (max pair count), total, or an integer")
+    ap.add_argument("--lvis-api-path", type=Path,
+                    help="a checkout of lvis-api's lvis_challenge_2021 branch: enables the lvis-api-challenge tool")
     ap.add_argument("--lveval", help="path of the lveval executable (default: beside this Python, then PATH)")
     ap.add_argument("--lveval-fixed-args", default=DEFAULT_LVEVAL_ARGS["fixed"])
     ap.add_argument("--lveval-old-args", default=DEFAULT_LVEVAL_ARGS["old"])
@@ -584,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t.strip() for t in (args.tools or ",".join(TOOLS)).split(",") if t.strip()]
     if args.tools is None and not args.parquet:
         tools.remove("lveval-parquet")
+    if args.tools is None and not args.lvis_api_path:
+        tools.remove("lvis-api-challenge")
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     for name, allowed, given in (("tool", TOOLS, tools), ("protocol", PROTOCOLS, protocols)):
         bad = [g for g in given if g not in allowed]
@@ -596,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             available[t] = lveval_available(lveval_exe, "evaluate")
     if "lveval-parquet" in tools and not args.parquet:
         available["lveval-parquet"] = (False, "no --parquet file given")
+    if "lvis-api-challenge" in tools and not (args.lvis_api_path and (args.lvis_api_path / "lvis").is_dir()):
+        available["lvis-api-challenge"] = (False, "no --lvis-api-path checkout (with an lvis/ package) given")
     runs, summary = [], []
     for protocol in protocols:
         for tool in tools:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io import masks
 from .params import Params
 from .select import refine, score_order
 
@@ -95,31 +96,76 @@ def _group_spans(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray
     return (np.searchsorted(keys_sorted, query, "left"), np.searchsorted(keys_sorted, query, "right"))
 
 
+def _gt_column(gt):
+    """The ground truth's masks (``gt.rles()``) as an RLEColumn with their boxes, or None if one is
+    not plain RLE."""
+    rles = gt.rles()
+    h, w = gt.img_h[gt.ann_img], gt.img_w[gt.ann_img]
+    col, ok = masks.pack(rles, h, w)
+    if not ok.all():
+        return None
+    col.box = masks.stats(col)[2]
+    return col
+
+
+def _candidate_boxes(col, rows: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Mask boxes (pycocotools' toBbox) of positions ``rows`` (n, 4), computed only where ``has``."""
+    if col.box is not None:
+        return col.box[rows]
+    out = np.zeros((len(rows), 4))
+    idx = np.flatnonzero(has)
+    out[idx] = masks.stats(col.take(rows[idx]))[2]
+    return out
+
+
+def _mask_pair_iou(d_col, g_col, d_rows, g_rows, crowd, a=None, b=None) -> np.ndarray:
+    """Mask IoU of row pairs; given the pairs' mask boxes ``a`` and ``b``, pairs whose boxes do not
+    meet are 0 without decoding (they share no pixel: a box holds all of its mask's pixels)."""
+    if a is None or b is None:
+        return masks.pair_iou(d_col, g_col, d_rows, g_rows, crowd)
+    meet = np.flatnonzero((a[:, 0] < b[:, 0] + b[:, 2]) & (b[:, 0] < a[:, 0] + a[:, 2])
+                          & (a[:, 1] < b[:, 1] + b[:, 3]) & (b[:, 1] < a[:, 1] + a[:, 3]))
+    out = np.zeros(len(d_rows))
+    out[meet] = masks.pair_iou(d_col, g_col, d_rows[meet], g_rows[meet], crowd[meet])
+    return out
+
+
 def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_min):
-    """All (detection, ground truth) pairs of a group with IoU >= the lowest threshold."""
+    """All (detection, ground truth) pairs of a group with IoU >= the lowest threshold:
+    (detection positions in ``rows``, ground-truth positions in ``gorder``, IoU values)."""
     gs, ge = _group_spans(gkey_sorted, dkey)
     cnt = ge - gs
     crowd_sorted = gt.ann_crowd[gorder]
     pds, pgs, ious = [], [], []
+    pair_iou = None
     if iou_type == "bbox":
-        has = np.flatnonzero(cnt > 0)
         box_g = gt.ann_box[gorder]
+        pair_iou = lambda pd, pg: box_iou_pairs(dets.bbox[rows[pd]], box_g[pg], crowd_sorted[pg])
+    elif masks.compiled() and isinstance(dets.segm, masks.RLEColumn):
+        g_col = _gt_column(gt)
+        if g_col is not None:   # masks in C over the pairs of all groups at once
+            d_box = _candidate_boxes(dets.segm, rows, cnt > 0) if thr_min > 0 else None
+            pair_iou = lambda pd, pg: _mask_pair_iou(dets.segm, g_col, rows[pd], gorder[pg], crowd_sorted[pg],
+                                                     None if d_box is None else d_box[pd], g_col.box[gorder[pg]])
+    if pair_iou is not None:
+        chunk = _PAIR_CHUNK if iou_type == "bbox" else _PAIR_CHUNK // 4   # masks: larger temporaries
+        has = np.flatnonzero(cnt > 0)
         csum = np.cumsum(cnt[has])
         lo = 0
         while lo < len(has):
             base = csum[lo - 1] if lo else 0
-            hi = int(np.searchsorted(csum, base + _PAIR_CHUNK, "right"))
+            hi = int(np.searchsorted(csum, base + chunk, "right"))
             hi = max(hi, lo + 1)
             d = has[lo:hi]
             c = cnt[d]
             pd = np.repeat(d, c)
             off = np.arange(len(pd)) - np.repeat(np.cumsum(c) - c, c)
             pg = np.repeat(gs[d], c) + off
-            iou = box_iou_pairs(dets.bbox[rows[pd]], box_g[pg], crowd_sorted[pg])
+            iou = pair_iou(pd, pg)
             keep = iou >= thr_min
             pds.append(pd[keep]); pgs.append(pg[keep]); ious.append(iou[keep])
             lo = hi
-    else:
+    else:   # pycocotools per (image, category) group
         from pycocotools import mask as mask_utils
 
         rles = gt.rles()

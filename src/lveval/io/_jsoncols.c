@@ -153,11 +153,12 @@ static ptr parse_int64(ptr p, ptr end, int64_t *out) {
     return p;
 }
 
-/* The key at p (just after its opening quote) and the closing quote: 0..3, or -1. */
-static int key_at(ptr p, ptr end, ptr *after) {
-    static const char *names[4] = {"image_id", "category_id", "bbox", "score"};
-    static const size_t lens[4] = {8, 11, 4, 5};
-    for (int k = 0; k < 4; k++) {
+/* The key at p (just after its opening quote) and the closing quote: 0..4 (4, segmentation, only
+ * when masks are read), or -1. */
+static int key_at(ptr p, ptr end, ptr *after, int masks) {
+    static const char *names[5] = {"image_id", "category_id", "bbox", "score", "segmentation"};
+    static const size_t lens[5] = {8, 11, 4, 5, 12};
+    for (int k = 0; k < (masks ? 5 : 4); k++) {
         size_t n = lens[k];
         if ((size_t)(end - p) > n && p[n] == '"' && memcmp(p, names[k], n) == 0) {
             *after = p + n + 1;
@@ -171,7 +172,87 @@ typedef struct {
     int64_t *img, *cat, *line;
     double *score, *bbox;
     Py_ssize_t cap;
+    /* masks (parse_masks only; seg_h NULL otherwise): size, counts strings end to end */
+    int64_t *seg_h, *seg_w, *cnt_off;
+    uint8_t *has_bbox, *cnt;
+    Py_ssize_t cnt_cap, cnt_len;
 } columns;
+
+/* A counts string at p (its opening quote) appended to the counts buffer; NULL unless it holds
+ * only printable ASCII and the escape \\ (COCO's alphabet '0'..'o' contains the backslash). */
+static ptr parse_counts(ptr p, ptr end, columns *c) {
+    ptr q;
+    if (p >= end || *p != '"') return NULL;
+    p++;
+    q = (ptr)memchr(p, '"', (size_t)(end - p));
+    if (q != NULL) {   /* the common case, no escape: check the span in one branch-free pass, copy it */
+        Py_ssize_t n = q - p, j;
+        unsigned odd = 0;
+        for (j = 0; j < n; j++) odd |= (unsigned)(p[j] < 0x20) | (unsigned)(p[j] >= 0x80) | (unsigned)(p[j] == '\\');
+        if (!odd) {
+            if (c->cnt_len + n > c->cnt_cap) return NULL;
+            memcpy(c->cnt + c->cnt_len, p, (size_t)n);
+            c->cnt_len += n;
+            return q + 1;
+        }
+    }
+    while (p < end && *p != '"') {
+        unsigned char ch = *p++;
+        if (ch < 0x20 || ch >= 0x80) return NULL;
+        if (ch == '\\') {
+            if (p >= end || *p != '\\') return NULL;
+            p++;
+        }
+        if (c->cnt_len >= c->cnt_cap) return NULL;
+        c->cnt[c->cnt_len++] = ch;
+    }
+    return p < end ? p + 1 : NULL;
+}
+
+/* {"size": [h, w], "counts": "..."} (either order, nothing else) at p, for row i. */
+static ptr parse_rle(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
+    int seen = 0;
+    if (p >= end || *p != '{') return NULL;
+    p = SKIP(p + 1, end, lines);
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        if ((size_t)(end - p) > 6 && memcmp(p, "\"size\"", 6) == 0 && !(seen & 1)) {
+            seen |= 1;
+            p = SKIP(p + 6, end, lines);
+            if (p >= end || *p != ':') return NULL;
+            p = SKIP(p + 1, end, lines);
+            if (p >= end || *p != '[') return NULL;
+            p = SKIP(p + 1, end, lines);
+            p = parse_int64(p, end, &c->seg_h[i]);
+            if (p == NULL) return NULL;
+            p = SKIP(p, end, lines);
+            if (p >= end || *p != ',') return NULL;
+            p = SKIP(p + 1, end, lines);
+            p = parse_int64(p, end, &c->seg_w[i]);
+            if (p == NULL) return NULL;
+            p = SKIP(p, end, lines);
+            if (p >= end || *p != ']') return NULL;
+            p++;
+        } else if ((size_t)(end - p) > 8 && memcmp(p, "\"counts\"", 8) == 0 && !(seen & 2)) {
+            seen |= 2;
+            p = SKIP(p + 8, end, lines);
+            if (p >= end || *p != ':') return NULL;
+            p = SKIP(p + 1, end, lines);
+            p = parse_counts(p, end, c);
+            if (p == NULL) return NULL;
+        } else {
+            return NULL;
+        }
+        p = SKIP(p, end, lines);
+        if (p >= end) return NULL;
+        if (*p == '}') break;
+        if (*p != ',') return NULL;
+        p = SKIP(p + 1, end, lines);
+    }
+    if (seen != 3) return NULL;
+    c->cnt_off[i + 1] = c->cnt_len;
+    return p + 1;
+}
 
 /* One record at p (its '{'), written to row i; NULL when it is not a plain box record. */
 static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
@@ -182,7 +263,7 @@ static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
         ptr q;
         int k;
         if (p >= end || *p != '"') return NULL;
-        k = key_at(p + 1, end, &q);
+        k = key_at(p + 1, end, &q, c->seg_h != NULL);
         if (k < 0 || (seen & (1 << k))) return NULL;
         seen |= 1 << k;
         p = SKIP(q, end, lines);
@@ -203,6 +284,7 @@ static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
             }
             p++;
             break;
+        case 4: p = parse_rle(p, end, c, i, lines); break;
         }
         if (p == NULL) return NULL;
         p = SKIP(p, end, lines);
@@ -211,7 +293,10 @@ static ptr parse_record(ptr p, ptr end, columns *c, Py_ssize_t i, int lines) {
         if (*p != ',') return NULL;
         p = SKIP(p + 1, end, lines);
     }
-    return seen == 15 ? p + 1 : NULL;
+    if (c->seg_h == NULL) return seen == 15 ? p + 1 : NULL;
+    if ((seen | 4) != 31) return NULL;   /* masks: a box is optional (the caller checks all or none) */
+    c->has_bbox[i] = (seen & 4) != 0;
+    return p + 1;
 }
 
 /* Records of a JSON array between start and end (inside the brackets). */
@@ -316,6 +401,9 @@ static PyObject *parse_boxes(PyObject *self, PyObject *args) {
     c.score = (double *)cols[2].buf;
     c.bbox = (double *)cols[3].buf;
     c.line = ncols == 5 ? (int64_t *)cols[4].buf : NULL;
+    c.seg_h = c.seg_w = c.cnt_off = NULL;
+    c.has_bbox = c.cnt = NULL;
+    c.cnt_cap = c.cnt_len = 0;
     c.cap = cols[0].len / 8;
     if (cols[1].len / 8 < c.cap) c.cap = cols[1].len / 8;
     if (cols[2].len / 8 < c.cap) c.cap = cols[2].len / 8;
@@ -332,8 +420,80 @@ static PyObject *parse_boxes(PyObject *self, PyObject *args) {
     return Py_BuildValue("ninn", rows, status, stop, newlines);
 }
 
+PyDoc_STRVAR(parse_masks_doc,
+"parse_masks(buf, start, end, image_id, category_id, score, bbox, has_bbox, seg_h, seg_w,\n"
+"            counts_offsets, counts, line=None) -> (rows, status, stop, newlines, counts_len)\n\n"
+"As parse_boxes, for records with a segmentation {\"size\": [h, w], \"counts\": \"...\"} (compressed\n"
+"RLE, keys in any order) and an optional bbox (has_bbox[i] says; bbox[i] is unset without one):\n"
+"seg_h and seg_w (int64) get the size, the counts strings go end to end into the uint8 buffer\n"
+"counts, row i's ending at counts_offsets[i + 1] (counts_offsets[0] is set to 0).");
+
+static PyObject *parse_masks(PyObject *self, PyObject *args) {
+    PyObject *buf_o, *objs[10], *line_o = Py_None;
+    Py_ssize_t start, end, rows = 0, stop = 0, newlines = 0;
+    Py_buffer buf, cols[10];
+    static const Py_ssize_t item[10] = {8, 8, 8, 32, 1, 8, 8, 8, 1, 8};
+    int ncols, status, i;
+    columns c;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnnOOOOOOOOO|O", &buf_o, &start, &end, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &line_o))
+        return NULL;
+    objs[9] = line_o;
+    ncols = line_o == Py_None ? 9 : 10;
+    if (PyObject_GetBuffer(buf_o, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    if (start < 0 || end > buf.len || start > end) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "start/end outside the buffer");
+        return NULL;
+    }
+    for (i = 0; i < ncols; i++) {
+        if (PyObject_GetBuffer(objs[i], &cols[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0 ||
+            cols[i].len % item[i] != 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "column %d: unexpected item size", i);
+            else
+                i--;
+            for (; i >= 0; i--) PyBuffer_Release(&cols[i]);
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
+    }
+    c.img = (int64_t *)cols[0].buf;
+    c.cat = (int64_t *)cols[1].buf;
+    c.score = (double *)cols[2].buf;
+    c.bbox = (double *)cols[3].buf;
+    c.has_bbox = (uint8_t *)cols[4].buf;
+    c.seg_h = (int64_t *)cols[5].buf;
+    c.seg_w = (int64_t *)cols[6].buf;
+    c.cnt_off = (int64_t *)cols[7].buf;
+    c.cnt = (uint8_t *)cols[8].buf;
+    c.line = ncols == 10 ? (int64_t *)cols[9].buf : NULL;
+    c.cnt_cap = cols[8].len;
+    c.cnt_len = 0;
+    c.cap = cols[0].len / 8;
+    for (i = 1; i < ncols; i++) {
+        Py_ssize_t per = i == 7 ? 8 : item[i], cap_i;
+        if (i == 8) continue;
+        cap_i = cols[i].len / per - (i == 7 ? 1 : 0);
+        if (cap_i < c.cap) c.cap = cap_i;
+    }
+    if (c.cap < 0) c.cap = 0;
+    if (cols[7].len >= 8) c.cnt_off[0] = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (ncols == 10)
+        status = parse_lines((ptr)buf.buf, start, end, &c, &rows, &stop, &newlines);
+    else
+        status = parse_array((ptr)buf.buf, start, end, &c, &rows, &stop);
+    Py_END_ALLOW_THREADS
+    for (i = ncols - 1; i >= 0; i--) PyBuffer_Release(&cols[i]);
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("ninnn", rows, status, stop, newlines, c.cnt_len);
+}
+
 static PyMethodDef methods[] = {
     {"parse_boxes", parse_boxes, METH_VARARGS, parse_boxes_doc},
+    {"parse_masks", parse_masks, METH_VARARGS, parse_masks_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -476,7 +476,8 @@ def _annotation_rles(gt: GroundTruth) -> list:
             problem = polygon_problem(seg)
             if problem:
                 raise InputError(problem, path=gt.path, record=i, field="annotations.segmentation")
-            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+            parts = mask_utils.frPyObjects(seg, h, w)
+            rle = parts[0] if len(parts) == 1 else mask_utils.merge(parts)   # merging one part is a copy
         elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
             problem = rle_problem(seg, h, w)
             if problem:

@@ -219,7 +219,7 @@ _BYTES_PER_DET_CHUNKED = 128    # decoding in pieces or by the compiled reader: 
                                 # threads' parts are joined) + matching, per detection
 _PER_CLASS_ARRAYS = 80 << 20    # precision arrays of two protocols: 10 IoU x 101 recall x ~1,200 classes
                                 # x 4 areas x 8 bytes = 39 MB each for an LVIS-size vocabulary
-_MASK_FACTOR = 6                # mask results: strings decoded, copied, converted to RLE objects
+_MASK_FACTOR = 6                # mask results through msgspec: strings decoded, copied, packed
 _SAMPLE = 1 << 20
 CHUNKED_ABOVE = 4 * CHUNK_BYTES  # JSON arrays larger than this (32 MB) are decoded piece by piece (chunks.py)
 MEMINFO = "/proc/meminfo"
@@ -270,6 +270,16 @@ def human_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
+def _compiled_masks(head: bytes) -> bool:
+    """Whether masks like those at the head of a file go to the compiled reader and RLE helper
+    (compressed RLE strings), which keep no Python object per mask."""
+    import re
+
+    from . import fastjson, masks
+
+    return fastjson.available() and masks.compiled() and re.search(rb'"counts"\s*:\s*"', head) is not None
+
+
 def estimate_memory(path: str, size: int, fmt: str, whole: bool = False) -> int:
     """Peak bytes needed to evaluate a results file of ``size`` bytes (fmt: json, jsonl, parquet).
 
@@ -294,7 +304,9 @@ def estimate_memory(path: str, size: int, fmt: str, whole: bool = False) -> int:
         need = _PER_CLASS_ARRAYS + piece + size + n * _BYTES_PER_DET_CHUNKED
     else:
         need = _PER_CLASS_ARRAYS + size + n * _BYTES_PER_DET
-    if masks:
+    if masks and _compiled_masks(head):
+        need += size // 2   # the strings, kept in one buffer (2M masks, 560 MB -> 0.96 GB in all)
+    elif masks:
         need += (_MASK_FACTOR - 1) * size
     if fmt == "jsonl":
         need += size   # the file split into lines

@@ -44,7 +44,7 @@ class Detections:
     cat_id: np.ndarray                 # (N,) int64
     score: np.ndarray                  # (N,) float64
     bbox: Optional[np.ndarray] = None  # (N, 4) float64 xywh
-    segm: Optional[list] = None        # N compressed RLE dicts
+    segm: Optional[Any] = None         # N masks: an RLEColumn, or a list of RLE dicts / polygons
     path: str = "<results>"
     img_idx: Optional[np.ndarray] = None
     cat_idx: Optional[np.ndarray] = None
@@ -64,7 +64,7 @@ class Detections:
             idx = np.flatnonzero(idx)
         g = lambda a: None if a is None else a[idx]
         return replace(self, img_id=self.img_id[idx], cat_id=self.cat_id[idx], score=self.score[idx],
-                       bbox=g(self.bbox), segm=None if self.segm is None else [self.segm[i] for i in idx],
+                       bbox=g(self.bbox), segm=_take_masks(self.segm, idx),
                        img_idx=g(self.img_idx), cat_idx=g(self.cat_idx), area=g(self.area),
                        record=g(self.record), line=g(self.line), notices=self.notices)
 
@@ -80,6 +80,14 @@ class Detections:
                 r["segmentation"] = _segm_record(self.segm[i])
             out.append(r)
         return out
+
+
+def _take_masks(segm, idx: np.ndarray):
+    if segm is None:
+        return None
+    if hasattr(segm, "take"):   # an RLEColumn
+        return segm.take(idx)
+    return [segm[i] for i in idx]
 
 
 def _segm_record(s):
@@ -180,7 +188,12 @@ def _from_parquet(path: str) -> Detections:
     except (pa.ArrowInvalid, OSError) as exc:
         why = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(exc).splitlines()[0])
         raise InputError(f"not a readable Parquet file ({why.split('. ')[0].rstrip('.')})", path=path) from None
-    return from_table(table, path)
+    pool = pa.default_memory_pool()
+    pool.release_unused()   # decompression scratch: hundreds of MB on mask files
+    d = from_table(table, path)
+    del table
+    pool.release_unused()   # the table's buffers that the columns did not keep
+    return d
 
 
 def from_table(table, path: str) -> Detections:
@@ -250,19 +263,65 @@ def from_table(table, path: str) -> Detections:
         name = "segm_counts" if "segm_counts" in names else "segmentation"
         c = table.column(name)
         if pa.types.is_struct(c.type):
-            segm = c.to_pylist()
+            segm = _arrow_struct_masks(c) or c.to_pylist()
         elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_binary(c.type):
             for k in ("segm_h", "segm_w"):
                 if k not in names:
                     raise InputError(f"missing required column (masks as RLE strings need {name}, segm_h "
                                      f"and segm_w; the file has: {have})", path=path, field=k)
             hs, ws = col("segm_h", True), col("segm_w", True)
-            segm = [{"size": [int(h), int(w)], "counts": v} for v, h, w in zip(c.to_pylist(), hs, ws)]
+            segm = _arrow_masks(c, hs, ws) or [{"size": [int(h), int(w)], "counts": v}
+                                               for v, h, w in zip(c.to_pylist(), hs, ws)]
         else:
             raise InputError(f"expected RLE strings or {{size, counts}} structs, got column type {c.type}",
                              path=path, field=name)
     return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(len(score), dtype=np.int64))
+
+
+def _arrow_strings(c):
+    """(bytes uint8, offsets int64) of an Arrow string/binary column without nulls, or None."""
+    import pyarrow as pa
+
+    c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+    if c.null_count or not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)
+                            or pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type)):
+        return None
+    big = pa.types.is_large_string(c.type) or pa.types.is_large_binary(c.type)
+    _, ob, db = c.buffers()
+    off = np.frombuffer(ob, np.int64 if big else np.int32)[c.offset:c.offset + len(c) + 1].astype(np.int64)
+    data = np.frombuffer(db, np.uint8) if db is not None else np.zeros(0, np.uint8)
+    return data, off
+
+
+def _arrow_masks(c, h: np.ndarray, w: np.ndarray):
+    """An RLEColumn over an Arrow column of RLE strings (no copy of the strings), or None."""
+    from .masks import RLEColumn
+
+    got = _arrow_strings(c)
+    return None if got is None else RLEColumn(got[0], got[1], h, w)
+
+
+def _arrow_struct_masks(c):
+    """An RLEColumn from a struct<size: list<int> of 2, counts: string> column, or None when it is
+    anything else (then the rows go through Python objects and are checked one by one)."""
+    import pyarrow as pa
+
+    c = c.combine_chunks()
+    t = c.type
+    if c.null_count or {t.field(i).name for i in range(t.num_fields)} != {"size", "counts"}:
+        return None
+    size = c.field("size")
+    if not (pa.types.is_list(size.type) or pa.types.is_large_list(size.type)
+            or pa.types.is_fixed_size_list(size.type)) or not pa.types.is_integer(size.type.value_type):
+        return None
+    if size.null_count or len(size) and (size.value_lengths().to_numpy() != 2).any():
+        return None
+    flat = size.flatten()
+    if flat.null_count:
+        return None
+    hw = flat.to_numpy().astype(np.int64).reshape(-1, 2)
+    return _arrow_masks(c.field("counts"), hw[:, 0], hw[:, 1])
 
 
 def _from_python(obj, path: str) -> Detections:
@@ -334,7 +393,7 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
         if fmt == "parquet":
             return _from_parquet(p)
         digest = None
-        if fmt in ("json", "jsonl"):   # plain box records: compiled reader, no Python object per record
+        if fmt in ("json", "jsonl"):   # plain box or mask records: compiled reader, no object per record
             d, digest = _from_json_boxes(p, lines=fmt == "jsonl")
             if d is not None:
                 return d
@@ -371,19 +430,49 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
             if edges is None:
                 return None, None
             view = memoryview(mm)
+            # records with masks (told by the first one) go to the mask reader
+            first_end = mm.find(b"}", edges[0], min(edges[1], edges[0] + (1 << 16)))
+            with_masks = mm.find(b'"segmentation"', edges[0], min(edges[1], edges[0] + (1 << 16))) >= 0
+            with_masks = with_masks and (first_end < 0 or mm.find(b'"segmentation"', edges[0], first_end) >= 0)
             try:
-                with ThreadPoolExecutor(1) as pool:
-                    digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
-                    cols = fastjson.box_columns(mm, *edges, lines=lines)
-                    digest = digest.result()
+                if with_masks:   # hashed and released window by window: never resident whole
+                    hasher = hashlib.sha256()
+                    cols = fastjson.mask_columns(mm, *edges, lines=lines, hasher=hasher,
+                                                 release=lambda lo, hi: _drop_pages(mm, lo, hi))
+                    if cols is not None:
+                        hasher.update(view[edges[1]:])
+                    else:
+                        hasher = hashlib.sha256(view)
+                    digest = "sha256:" + hasher.hexdigest()
+                else:
+                    with ThreadPoolExecutor(1) as pool:
+                        digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
+                        cols = fastjson.box_columns(mm, *edges, lines=lines)
+                        digest = digest.result()
             finally:
                 view.release()   # before the map closes
     if cols is None or (lines and len(cols[0]) == 0):   # no records: the general reader says why
         return None, digest
     img, cat, score, bbox = cols[:4]
-    return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, path=path,
+    segm = cols[4] if with_masks else None
+    return Detections(img_id=img, cat_id=cat, score=score, bbox=bbox, segm=segm, path=path,
                       record=np.arange(len(score), dtype=np.int64), digest=digest,
-                      line=cols[4] if lines else None), digest
+                      line=cols[-1] if lines else None), digest
+
+
+def _drop_pages(mm, lo: int, hi: int) -> None:
+    """Let the kernel drop the mapped pages of ``mm[lo:hi]`` from this process (read already)."""
+    import mmap
+
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    a = lo - lo % mmap.PAGESIZE
+    b = hi - hi % mmap.PAGESIZE
+    if b > a:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError):
+            pass
 
 
 def check_policy(policy: str) -> None:
@@ -457,14 +546,14 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         lines = None if lines is None else lines[keep]
 
     segm = dets.segm
-    area = None
+    area = mask_box = None
     if segm is not None and masks:
-        segm, area = _check_masks(segm, gt, img_idx, path, rec, lines)
+        segm, area, mask_box = _check_masks(segm, gt, img_idx, path, rec, lines, boxes=dets.bbox is None)
     bbox = dets.bbox
     if bbox is None and segm is not None:
-        from pycocotools import mask as mask_utils
-        segm = segm if masks else _check_masks(segm, gt, img_idx, path, rec, lines)[0]
-        bbox = mask_utils.toBbox(segm).reshape(-1, 4).astype(np.float64) if len(segm) else np.zeros((0, 4))
+        if mask_box is None:
+            segm, _, mask_box = _check_masks(segm, gt, img_idx, path, rec, lines)
+        bbox = mask_box
     if area is None:
         area = bbox[:, 2] * bbox[:, 3]
     if len(dets) and bbox is not None:
@@ -526,65 +615,80 @@ def rle_problem(s: dict, h: int, w: int) -> str | None:
     return f"counts: expected a string or a list of integers, got {type(c).__name__}"
 
 
-def _check_masks(segm: list, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None):
-    """Normalise result masks to compressed RLE and compute their areas.
+def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, lines=None, boxes: bool = True):
+    """Normalise result masks to a column of compressed RLE; returns (column, areas, boxes); the
+    boxes (pycocotools' toBbox) are None unless ``boxes``.
 
-    Compressed RLE strings are validated together (:func:`batch_counts_valid`); the
-    first bad mask, in record order, is then described precisely by :func:`rle_problem`.
+    Plain compressed RLE dicts (or an :class:`RLEColumn`) are packed and validated together
+    (:func:`masks.stats`, compiled when built); polygons and uncompressed RLE are converted by
+    pycocotools one by one. The first bad mask, in record order, is then described precisely by
+    :func:`rle_problem` or :func:`polygon_problem`.
     """
     from pycocotools import mask as mask_utils
 
-    out = []
+    from . import masks as mk
+
+    h = gt.img_h[img_idx].astype(np.int64)
+    w = gt.img_w[img_idx].astype(np.int64)
     first_bad = None
-    batch_idx, batch_bytes, batch_total = [], [], []
-    for i, s in enumerate(segm):
-        ii = img_idx[i]
-        h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
-        if isinstance(s, dict) and "counts" in s and "size" in s:
-            c = s["counts"]
-            size = s["size"]
-            if isinstance(c, (str, bytes)) and isinstance(size, (list, tuple)) and len(size) == 2 \
-                    and size[0] == h and size[1] == w:
-                cb = c.encode() if isinstance(c, str) else c
-                batch_idx.append(i)
-                batch_bytes.append(cb)
-                batch_total.append(h * w)
-                s = {"size": [h, w], "counts": cb}
-            elif rle_problem(s, h, w):
-                first_bad = i
-                break
-            else:   # uncompressed RLE
-                s = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
-        elif isinstance(s, list):
-            if polygon_problem(s):
-                first_bad = i
-                break
-            s = mask_utils.merge(mask_utils.frPyObjects(s, h, w))
-        else:
-            first_bad = i
-            break
-        out.append(s)
-    totals = np.asarray(batch_total, np.int64)
-    step = 20_000   # masks per vectorised batch: bounds the temporaries (~100 bytes per RLE byte)
-    ok = np.concatenate([batch_counts_valid(batch_bytes[i:i + step], totals[i:i + step])
-                         for i in range(0, len(batch_bytes), step)] or [np.ones(0, bool)])
+    rebuilt = True
+    if isinstance(segm, mk.RLEColumn):
+        col = segm
+        wrong = np.flatnonzero((col.h != h) | (col.w != w))
+        if len(wrong):
+            first_bad = int(wrong[0])
+    else:
+        col, plain = mk.pack(segm, h, w)
+        other = np.flatnonzero(~plain)
+        if len(other):   # polygons, uncompressed RLE, odd size values, bad records: one by one
+            fixed = {}
+            for i in other.tolist():
+                s = segm[i]
+                hi, wi = int(h[i]), int(w[i])
+                if isinstance(s, dict) and "counts" in s and "size" in s:
+                    c = s["counts"]
+                    size = s["size"]
+                    if isinstance(c, (str, bytes)) and isinstance(size, (list, tuple)) and len(size) == 2 \
+                            and size[0] == hi and size[1] == wi:
+                        fixed[i] = c.encode() if isinstance(c, str) else c
+                        continue
+                    if rle_problem(s, hi, wi):
+                        first_bad = i
+                        break
+                    fixed[i] = mask_utils.frPyObjects({"size": [hi, wi], "counts": c}, hi, wi)["counts"]
+                elif isinstance(s, list):
+                    if polygon_problem(s):
+                        first_bad = i
+                        break
+                    fixed[i] = mask_utils.merge(mask_utils.frPyObjects(s, hi, wi))["counts"]
+                else:
+                    first_bad = i
+                    break
+            rebuilt = first_bad is None
+            if rebuilt:
+                col = mk.RLEColumn.from_strings([fixed[i] if i in fixed else col.counts(i)
+                                                 for i in range(len(col))], h, w)
+    ok, area, box = mk.stats(col, boxes)
+    if not rebuilt:   # rows not packed hold no string: the loop above judged those it reached
+        ok |= ~plain
     if not ok.all():
-        j = batch_idx[int(np.flatnonzero(~ok)[0])]
+        j = int(np.flatnonzero(~ok)[0])
         first_bad = j if first_bad is None else min(first_bad, j)
     if first_bad is not None:
         i = first_bad
         s = segm[i]
-        ii = img_idx[i]
-        h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
+        hi, wi = int(h[i]), int(w[i])
         where = dict(path=path, record=int(rec[i]), line=None if lines is None else int(lines[i]))
         if isinstance(s, dict) and "counts" in s and "size" in s:
-            sub, _, why = (rle_problem(s, h, w) or "counts: malformed compressed RLE").partition(": ")
+            sub, _, why = (rle_problem(s, hi, wi) or "counts: malformed compressed RLE").partition(": ")
             raise InputError(why, **where, field=f"segmentation.{sub}")
         if isinstance(s, list):
             raise InputError(polygon_problem(s), **where, field="segmentation")
         raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
                          **where, field="segmentation")
-    return out, mask_area(out)
+    if box is not None:
+        col.box = box   # kept for matching: masks whose boxes do not meet need no IoU
+    return col, area, box
 
 
 def batch_counts_valid(strings: list, totals: np.ndarray) -> np.ndarray:
@@ -647,10 +751,15 @@ def batch_counts_valid(strings: list, totals: np.ndarray) -> np.ndarray:
     return ok
 
 
-def mask_area(rles: list) -> np.ndarray:
-    """Areas of compressed RLEs. pycocotools 2.0.11's ``area`` overflows past 255 masks
-    in one call ("out of bounds for uint8"), so it is called in chunks."""
+def mask_area(rles) -> np.ndarray:
+    """Areas of compressed RLEs (a list of dicts or an :class:`RLEColumn`). pycocotools 2.0.11's
+    ``area`` overflows past 255 masks in one call ("out of bounds for uint8"), so it is called in chunks."""
     from pycocotools import mask as mask_utils
+
+    from .masks import RLEColumn, stats
+
+    if isinstance(rles, RLEColumn):
+        return stats(rles)[1]
 
     parts = [np.asarray(mask_utils.area(rles[i:i + 255]), np.float64).reshape(-1)
              for i in range(0, len(rles), 255)]
@@ -714,7 +823,17 @@ def write_results(dets: Detections, path: str) -> None:
                 "score": pa.array(dets.score, pa.float64())}
         if dets.bbox is not None:
             cols["bbox"] = pa.FixedSizeListArray.from_arrays(pa.array(dets.bbox.reshape(-1), pa.float64()), 4)
-        if dets.segm is not None:
+        from .masks import RLEColumn
+
+        if isinstance(dets.segm, RLEColumn) and not (dets.segm.data >= 0x80).any():   # ASCII: valid UTF-8
+            m = dets.segm
+            off = m.offsets - m.offsets[0]
+            data = pa.py_buffer(m.data[m.offsets[0]:m.offsets[-1]])
+            cols["segm_counts"] = pa.StringArray.from_buffers(len(m), pa.py_buffer(off.astype(np.int32)), data) \
+                if off[-1] < 2 ** 31 else pa.LargeStringArray.from_buffers(len(m), pa.py_buffer(off), data)
+            cols["segm_h"] = pa.array(m.h.astype(np.int32), pa.int32())
+            cols["segm_w"] = pa.array(m.w.astype(np.int32), pa.int32())
+        elif dets.segm is not None:
             for i, m in enumerate(dets.segm):
                 if not (isinstance(m, dict) and isinstance(m.get("counts"), (str, bytes))):
                     raise InputError("Parquet stores masks as compressed RLE; this one is polygons or "
