@@ -19,7 +19,7 @@ from .io.gt import FREQUENCIES, GroundTruth, load_gt
 from .io.results import Detections, bind, load_results
 from .match import Matching, match
 from .params import AREA_LABELS, Params
-from .select import cap_per_image, federated_mask, score_order, top_k_per_class
+from .select import cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
 
 PROTOCOLS = ("old", "fixed", "pooled")
 POOLS = ("all",) + FREQUENCIES
@@ -132,7 +132,7 @@ class Evaluator:
 
     def __init__(self, gt: GroundTruth, dets: Detections, params: Params):
         self.gt, self.dets, self.params = gt, dets, params
-        self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
+        self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx) & evaluable_area(gt, dets.area)
         self.order = score_order(dets.score)   # shared by every selection and the matching
 
     def old_selection(self, n: int | None = None) -> np.ndarray:

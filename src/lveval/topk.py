@@ -604,7 +604,42 @@ def _fmt(path: str) -> str:
     return "json"
 
 
-def _select_json(path: str, k: int, per_image: int | None, block_size: int, progress: bool):
+class _KnownIds:
+    """The unknown-id policies of ``lveval evaluate`` applied before the selection (``topk --gt``):
+    records of images or categories absent from the ground truth raise (``error``, the same message as
+    the evaluation's) or are dropped and counted (``skip``), so they cannot take a place in the top K."""
+
+    def __init__(self, gt, on_unknown_image: str = "error", on_unknown_category: str = "error"):
+        from .io.gt import load_gt
+        from .io.results import check_policy
+
+        check_policy(on_unknown_image)
+        check_policy(on_unknown_category)
+        self.gt = load_gt(gt)
+        self.policies = (on_unknown_image, on_unknown_category)
+        self.skipped = {"image_id": 0, "category_id": 0}
+
+    def keep(self, img, cat, base: int, path: str, line_of) -> np.ndarray | None:
+        """Bool mask of the rows to keep (None: all), after raising for an unknown id under ``error``."""
+        ok_i = self.gt.image_index(img)[1]
+        ok_c = self.gt.category_index(cat)[1]
+        keep = None
+        for ok, ids, what, policy in ((ok_i, img, "image", self.policies[0]),
+                                      (ok_c, cat, "category", self.policies[1])):
+            if ok.all():
+                continue
+            if policy == "error":
+                i = int(np.flatnonzero(~ok)[0])
+                raise InputError(f"unknown {what}_id {int(ids[i])} (not in the ground truth; use "
+                                 f"--on-unknown-{what} skip to drop such records)", path=path,
+                                 record=base + i, line=line_of(i), field=f"{what}_id")
+            self.skipped[f"{what}_id"] += int((~ok & (True if keep is None else keep)).sum())
+            keep = ok if keep is None else keep & ok
+        return keep
+
+
+def _select_json(path: str, k: int, per_image: int | None, block_size: int, progress: bool,
+                 known: _KnownIds | None = None):
     """Pass 1 over a JSON file: (starts, ends) of the selected records, sorted."""
     crit = [("category_id", k)] + ([("image_id", per_image)] if per_image else [])
     pool = _Pool(crit)
@@ -612,8 +647,13 @@ def _select_json(path: str, k: int, per_image: int | None, block_size: int, prog
     recs = _Records(path, block_size, bar)
     try:
         for chunk, starts, ends, base in recs:
-            img, cat, score = _selection_columns(chunk, starts, ends, base, recs, path, per_image)
+            img, cat, score = _selection_columns(chunk, starts, ends, base, recs, path,
+                                                 per_image or known is not None)
             _check_scores(score, base, path, lambda i: recs.line_at(int(starts[i])))
+            if known is not None:
+                keep = known.keep(img, cat, base, path, lambda i: recs.line_at(int(starts[i])))
+                if keep is not None:
+                    img, cat, score, starts, ends = img[keep], cat[keep], score[keep], starts[keep], ends[keep]
             cols = {"score": score, "start": starts, "len": (ends - starts).astype(np.int32)}
             pool.push(cols, [cat] + ([img] if per_image else []))
     finally:
@@ -675,7 +715,8 @@ def _locate_decode_error(exc, chunk, starts, ends, base, recs, path):
     return InputError(reason, path=path, record=base + i, line=recs.line_at(int(starts[i])))
 
 
-def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, progress: bool):
+def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, progress: bool,
+                    known: _KnownIds | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -697,7 +738,7 @@ def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, p
 
         bar = tqdm(total=pf.metadata.num_rows, desc="topk: selecting", unit="rows", file=sys.stderr, leave=False)
     base = 0
-    cols_needed = ["category_id", "score"] + (["image_id"] if per_image else [])
+    cols_needed = ["category_id", "score"] + (["image_id"] if per_image or known is not None else [])
     try:
         for batch in pf.iter_batches(batch_size=batch_rows, columns=cols_needed):
             n = batch.num_rows
@@ -714,6 +755,11 @@ def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, p
             keys = [arrays["category_id"].astype(np.int64, copy=False)]
             if per_image:
                 keys.append(arrays["image_id"].astype(np.int64, copy=False))
+            if known is not None:
+                keep = known.keep(arrays["image_id"].astype(np.int64, copy=False), keys[0], base, path,
+                                  lambda i: None)
+                if keep is not None:
+                    score, rows, keys = score[keep], rows[keep], [x[keep] for x in keys]
             pool.push({"score": score, "start": rows}, keys)
             base += n
             if bar is not None:
@@ -887,13 +933,17 @@ def _copy_parquet(src: str, rows: np.ndarray, writer: _Writer, batch_rows: int) 
 
 
 def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = None,
-              block_size: int = 32 << 20, progress: bool = False) -> dict:
+              block_size: int = 32 << 20, progress: bool = False, gt=None,
+              on_unknown_image: str = "error", on_unknown_category: str = "error") -> dict:
     """Write the top ``k`` records of each class of ``src`` to ``out`` (formats from the names).
 
     With ``per_image`` the top N records of each image are kept too (AP-Old
     then stays exact on the output). Records keep file order and, between
-    JSON inputs and outputs, their exact bytes. Returns counts
-    ``{"read": ..., "written": ...}``. The output is written atomically.
+    JSON inputs and outputs, their exact bytes. With ``gt`` (a path, dict or
+    GroundTruth) the evaluation's unknown-id policies apply first, so that
+    evaluating the output with the same policies gives the figures of
+    evaluating ``src``. Returns counts ``{"read": ..., "written": ...,
+    "skipped": {"image_id": n, "category_id": m}}``. The output is written atomically.
     """
     from .atomic import atomic_write
 
@@ -905,26 +955,28 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
     if os.path.abspath(src) == os.path.abspath(out):
         raise InputError("output would overwrite the input; choose another --out", path=out)
     in_fmt, out_fmt = _fmt(src), _fmt(out)
+    known = None if gt is None else _KnownIds(gt, on_unknown_image, on_unknown_category)
+    skipped = {} if known is None else known.skipped
     batch_rows = 1 << 20
     if in_fmt == "parquet":
-        rows, seen = _select_parquet(src, int(k), per_image, batch_rows, progress)
+        rows, seen = _select_parquet(src, int(k), per_image, batch_rows, progress, known)
         rows = np.sort(rows)
         with atomic_write(out, "wb") as f:
             w = _Writer(f, out_fmt)
             schema = _copy_parquet(src, rows, w, batch_rows)
             w.close(schema)
-        return {"read": int(seen), "written": int(len(rows))}
+        return {"read": int(seen), "written": int(len(rows)), "skipped": dict(skipped)}
     if not os.path.isfile(src):
         raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file",
                          path=src)
-    starts, ends, seen = _select_json(src, int(k), per_image, block_size, progress)
+    starts, ends, seen = _select_json(src, int(k), per_image, block_size, progress, known)
     o = np.argsort(starts)
     starts, ends = starts[o], ends[o]
     with atomic_write(out, "wb") as f:
         w = _Writer(f, out_fmt)
         _copy_json(src, starts, ends, w, block_size, progress)
         w.close()
-    return {"read": int(seen), "written": int(len(starts))}
+    return {"read": int(seen), "written": int(len(starts)), "skipped": dict(skipped)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -935,12 +987,21 @@ def _cmd_topk(a) -> int:
     from .progress import auto_enabled
 
     progress = auto_enabled(a.quiet)
+    if a.gt is None and (a.on_unknown_image or a.on_unknown_category):
+        raise InputError("--on-unknown-image/--on-unknown-category need --gt (the ground truth whose "
+                         "images and categories are known)")
     counts = topk_file(a.results, a.out, a.per_class, per_image=a.per_image, progress=progress,
-                       block_size=a.block_mb << 20)
+                       block_size=a.block_mb << 20, gt=a.gt, on_unknown_image=a.on_unknown_image or "error",
+                       on_unknown_category=a.on_unknown_category or "error")
     if not a.quiet:
         extra = f" and the top {a.per_image} per image" if a.per_image else ""
         print(f"kept {counts['written']} of {counts['read']} detections (the top {a.per_class} per class"
               f"{extra}) in {a.out}")
+        sk = counts.get("skipped") or {}
+        dropped = [f"{n} of images not in the ground truth" if w == "image_id" else
+                   f"{n} of categories not in the ground truth" for w, n in sk.items() if n]
+        if dropped:
+            print(f"dropped before the selection: {', '.join(dropped)}", file=sys.stderr)
     return 0
 
 
@@ -957,6 +1018,13 @@ def register_cli(sub, common, eval_options, eval_kwargs) -> None:
     p.add_argument("--per-image", type=int, default=None, metavar="N",
                    help="also keep the top N of each image, so AP-Old (N >= its cap, e.g. 300) stays exact")
     p.add_argument("--out", required=True, metavar="OUT", help="output: .json, .jsonl or .parquet")
+    p.add_argument("--gt", metavar="GT", default=None,
+                   help="ground truth: apply the evaluation's unknown-id policies before selecting, so "
+                   "`lveval evaluate` gives the same figures on the output as on the input")
+    p.add_argument("--on-unknown-image", choices=("error", "skip"), default=None,
+                   help="with --gt: records of images not in it stop the run (error, default) or are dropped")
+    p.add_argument("--on-unknown-category", choices=("error", "skip"), default=None,
+                   help="with --gt: records of categories not in it stop the run (error, default) or are dropped")
     p.add_argument("--block-mb", type=int, default=32, metavar="MB", help=argparse.SUPPRESS)
     common(p)
     p.set_defaults(func=_cmd_topk)

@@ -465,7 +465,8 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         segm = segm if iou_type == "segm" else _check_masks(segm, gt, img_idx, path, rec, lines)[0]
         bbox = mask_utils.toBbox(segm).reshape(-1, 4).astype(np.float64) if len(segm) else np.zeros((0, 4))
     if area is None:
-        area = bbox[:, 2] * bbox[:, 3]
+        with np.errstate(over="ignore", under="ignore"):   # inf and 0 are what lvis-api computes too
+            area = bbox[:, 2] * bbox[:, 3]
     if len(dets) and bbox is not None:
         h = gt.img_h[img_idx]
         w = gt.img_w[img_idx]
