@@ -19,29 +19,27 @@ from .errors import InputError, ResourceError
 log = logging.getLogger("lveval")
 
 
-def write_json(path: str, obj) -> None:
-    """Deterministic JSON (sorted keys) written atomically."""
-    data = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+def json_bytes(obj) -> bytes:
+    """Deterministic JSON (sorted keys, indented), as every JSON output is written."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+def write_json(path: str, obj, inside: str | None = None) -> None:
+    """Deterministic JSON (sorted keys) written by the safe writer (``inside``: see atomic_write)."""
+    data = json_bytes(obj)
     try:
-        with atomic_write(path, "wb") as f:
-            f.write(data + b"\n")
+        with atomic_write(path, "wb", inside=inside) as f:
+            f.write(data)
     except OSError as exc:
         raise InputError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
 
 
 def check_writable(path: str | None) -> None:
     """Fail before a long run, not after it, when an output path cannot be written."""
-    import os
+    from .atomic import check_output
 
-    if not path:
-        return
-    if os.path.isdir(path):
-        raise InputError("is a directory; expected an output file name", path=path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise InputError("the output's directory does not exist", path=path)
-    if not os.access(d, os.W_OK):
-        raise InputError("the output's directory is not writable", path=path)
+    if path:
+        check_output(path)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -71,8 +69,15 @@ def _eval_kwargs(a) -> dict:
 
 
 def protocols_arg(a) -> list:
-    """The --protocols option as a list."""
-    return [p.strip() for p in a.protocols.split(",") if p.strip()]
+    """The --protocols option as a list; InputError for a name that is not a protocol."""
+    from .metrics import PROTOCOLS
+
+    out = [p.strip() for p in a.protocols.split(",") if p.strip()]
+    bad = [p for p in out if p not in PROTOCOLS] or ([] if out else [a.protocols])
+    if bad:
+        raise InputError(f"--protocols: unknown protocol {bad[0]!r}; choose one or more of "
+                         f"{','.join(PROTOCOLS)} (comma-separated)")
+    return out
 
 
 def _print_result(result, quiet: bool, table=None) -> None:
@@ -212,6 +217,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     log.propagate = False   # notices are printed once, by the command itself
+    from . import atomic
+
+    restore = _handle_signals()
     try:
         return int(a.func(a) or 0)
     except (InputError, ResourceError) as exc:
@@ -219,15 +227,96 @@ def main(argv=None) -> int:
             raise
         print(f"lveval: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lveval: interrupted", file=sys.stderr)
-        return 130
+    except (atomic.Interrupted, KeyboardInterrupt) as exc:   # SIGTERM/SIGHUP, or SIGINT (Ctrl-C)
+        atomic.remove_temps()
+        sig = getattr(exc, "signum", 2)
+        print(f"lveval: interrupted by {getattr(exc, 'name', 'SIGINT')}; no output was written or changed",
+              file=sys.stderr)
+        return 128 + sig
+    except RecursionError:
+        if a.debug:
+            raise
+        print("lveval: error: an input is nested too deeply (thousands of nested arrays or objects); "
+              "a detection record has a flat object", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if a.debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"lveval: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except Exception as exc:   # noqa: BLE001 - last line of defence, exit 1
         if a.debug:
             raise
         print(f"lveval: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        atomic.remove_temps()
+        restore()
+
+
+class _PipeSafeStdout:
+    """stdout that turns a closed pipe (``lveval evaluate ... | head -2``) into silence: the run goes on
+    and writes its files; the rest of the printed text is dropped."""
+
+    def __init__(self, stream):
+        self._stream, self.closed_pipe = stream, False
+
+    def _closed(self) -> None:
+        import os
+
+        self.closed_pipe = True
+        try:   # later flushes (at exit too) go nowhere instead of raising again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text):
+        if not self.closed_pipe:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _handle_signals() -> None:
+    """SIGTERM, SIGINT and SIGHUP stop the run like an error: temporary files are removed, earlier
+    outputs stay, one line, exit status 128 + the signal's number. A closed stdout is not an error."""
+    import signal
+    import threading
+
+    from .atomic import on_signal
+
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            old[s] = signal.signal(s, on_signal)
+    out = sys.stdout
+    if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+        sys.stdout = _PipeSafeStdout(sys.stdout)
+
+    def restore() -> None:
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        sys.stdout = out if not isinstance(sys.stdout, _PipeSafeStdout) or not sys.stdout.closed_pipe else sys.stdout
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from . import __version__
 from .accumulate import per_class, pooled
 from .errors import Notices
 from .io.gt import FREQUENCIES, GroundTruth, load_gt
-from .io.results import Detections, bind, load_results
+from .io.results import Detections, bind, coverage_warning, load_results
 from .match import Matching, match
 from .params import AREA_LABELS, Params
 from .select import cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
@@ -194,9 +194,8 @@ def fixed_budget_warning(num_dets: np.ndarray, params: Params) -> str | None:
     K = params.max_dets_per_class
     short = int((num_dets < K).sum())
     if short and K >= 0:
-        return (f"{short} of {len(num_dets)} classes have fewer than {K} detections; "
-                f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
-                "threshold and raise its per-image output)")
+        return (f"{short} of {len(num_dets)} classes have fewer than {K} detections, AP-Fixed's budget; to "
+                "fill it, output more per class (lower the score threshold, raise the per-image limit)")
     return None
 
 
@@ -265,13 +264,16 @@ def _evaluate(gt, results, bar, *, iou_type, protocols, max_dets_per_image, max_
     params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
                     max_dets_per_class=max_dets_per_class)
     bar.start("loading results")
-    raw = load_results(results)
+    raw = load_results(results, gt=g)   # the memory check counts the ground truth and its vocabulary
     dets = bind(raw, g, iou_type=iou_type, on_unknown_image=on_unknown_image,
                 on_unknown_category=on_unknown_category)
     bar.done()
     notices = Notices()
     notices.merge(g.notices)
     notices.merge(dets.notices)
+    w = coverage_warning(dets, g)
+    if w:
+        notices.warn(w)
     bar.start("selecting")
     ev = Evaluator(g, dets, params)
     sel_old, sel_fixed = ev.selections(protocols)

@@ -36,6 +36,7 @@ from .errors import InputError
 from .io import fastjson
 from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
 from .io.results import _Int64 as _I64           # ids must fit int64 columns
+from .io.jsonfile import repeated_key_error, repeated_keys_suspect
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file", "register_cli"]
 
@@ -480,6 +481,8 @@ class _Records:
             if self.progress is not None and block:
                 self.progress.update(len(block))
             buf = buf + block if buf else block
+            if first and pos == 0 and buf[:3] == b"\xef\xbb\xbf":   # a UTF-8 byte-order mark, as evaluate allows
+                buf, pos = buf[3:], 3
             if first:
                 skip = len(buf) - len(buf.lstrip())
                 if not eof and skip == len(buf):
@@ -509,6 +512,8 @@ class _Records:
             consumed = int(ends[-1]) + 1 if len(ends) else 0
             if len(ends):
                 self._check_gaps(arr, starts, ends, pos, count == 0)
+                if self.lines:
+                    self._check_one_line(arr, starts, ends, pos)
                 if self.lines:
                     chunk = b"[" + b",".join([buf[s:e + 1] for s, e in zip(starts.tolist(), ends.tolist())]) + b"]"
                 else:
@@ -559,6 +564,18 @@ class _Records:
             if len(wrong) or lead != (0 if first_chunk else 1):
                 at = int(ends[wrong[0]]) + 1 if len(wrong) else 0
                 raise self._err("expected exactly one ',' between records", pos + at)
+
+    def _check_one_line(self, arr, starts, ends, pos) -> None:
+        """JSON Lines: each record on one line (as ``lveval evaluate`` reads them), not pretty-printed."""
+        nl = np.flatnonzero(arr[int(starts[0]):int(ends[-1]) + 1] == 0x0A) + int(starts[0])
+        if not len(nl):
+            return
+        inside = np.searchsorted(nl, ends) - np.searchsorted(nl, starts)
+        bad = np.flatnonzero(inside > 0)
+        if len(bad):
+            i = int(bad[0])
+            raise self._err("a record spans several lines; JSON Lines holds one record per line (a "
+                            "pretty-printed file is a .json array)", pos + int(starts[i]))
 
     def _check_tail(self, tail: bytes, off: int) -> bool:
         """Bytes after the last complete record: ``]`` closes an array; anything else is an error."""
@@ -681,7 +698,17 @@ def _selection_columns(chunk: bytes, starts, ends, base: int, recs, path: str, p
         raise InputError(e.reason, path=path, record=e.record, line=line, field=e.field) from None
     except msgspec.DecodeError as exc:
         raise _locate_decode_error(exc, chunk, starts, ends, base, recs, path) from None
+    except RecursionError:
+        from .io.jsonfile import too_deep_error
+
+        e = too_deep_error(chunk, path)
+        i = min(max(0, (e.record or 0)), len(starts) - 1)
+        raise InputError(e.reason, path=path, record=base + i, line=recs.line_at(int(starts[i]))) from None
     n = len(dets)
+    if repeated_keys_suspect(chunk, n):
+        err = repeated_key_error(chunk, path, record_base=base, line_of=lambda i: recs.line_at(int(starts[i])))
+        if err is not None:
+            raise err
     score = np.fromiter((d.score for d in dets), np.float64, n)
     cat = np.fromiter((d.category_id for d in dets), np.int64, n)
     img = np.fromiter((d.image_id for d in dets), np.int64, n) if per_image else None
@@ -825,6 +852,15 @@ class _Writer:
             return
         self.n += table.num_rows
 
+    def abort(self) -> None:
+        """Close a Parquet writer after a failure (the temporary output is then removed)."""
+        if self._pq is not None:
+            try:
+                self._pq.close()
+            except Exception:   # noqa: BLE001 - the failure being unwound is what is reported
+                pass
+            self._pq = None
+
     def close(self, empty_schema=None) -> None:
         if self.fmt == "json":
             self.f.write(b"]\n")
@@ -945,7 +981,7 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
     evaluating ``src``. Returns counts ``{"read": ..., "written": ...,
     "skipped": {"image_id": n, "category_id": m}}``. The output is written atomically.
     """
-    from .atomic import atomic_write
+    from .atomic import atomic_write, check_output
 
     if k is None or int(k) < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -955,17 +991,21 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
     if os.path.abspath(src) == os.path.abspath(out):
         raise InputError("output would overwrite the input; choose another --out", path=out)
     in_fmt, out_fmt = _fmt(src), _fmt(out)
+    check_output(out)   # before the passes: a directory or an unwritable file is refused at once
     known = None if gt is None else _KnownIds(gt, on_unknown_image, on_unknown_category)
-    skipped = {} if known is None else known.skipped
     batch_rows = 1 << 20
     if in_fmt == "parquet":
         rows, seen = _select_parquet(src, int(k), per_image, batch_rows, progress, known)
         rows = np.sort(rows)
         with atomic_write(out, "wb") as f:
             w = _Writer(f, out_fmt)
-            schema = _copy_parquet(src, rows, w, batch_rows)
+            try:
+                schema = _copy_parquet(src, rows, w, batch_rows)
+            except BaseException:
+                w.abort()
+                raise
             w.close(schema)
-        return {"read": int(seen), "written": int(len(rows)), "skipped": dict(skipped)}
+        return _counts(seen, len(rows), known)
     if not os.path.isfile(src):
         raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file",
                          path=src)
@@ -974,9 +1014,20 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
     starts, ends = starts[o], ends[o]
     with atomic_write(out, "wb") as f:
         w = _Writer(f, out_fmt)
-        _copy_json(src, starts, ends, w, block_size, progress)
+        try:
+            _copy_json(src, starts, ends, w, block_size, progress)
+        except BaseException:
+            w.abort()
+            raise
         w.close()
-    return {"read": int(seen), "written": int(len(starts)), "skipped": dict(skipped)}
+    return _counts(seen, len(starts), known)
+
+
+def _counts(seen: int, written: int, known) -> dict:
+    out = {"read": int(seen), "written": int(written)}
+    if known is not None:
+        out["skipped"] = dict(known.skipped)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

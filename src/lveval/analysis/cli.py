@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from ..atomic import output_dir
 from ..errors import InputError
 from ..table import fmt
 from .common import Session, limit_label, parse_limits
@@ -143,7 +144,7 @@ def cmd_sweep(a, eval_kwargs) -> int:
               f"({sep['total_s'] / max(t['total_s'], 1e-9):.1f}x as long)")
     if a.plots:
         from . import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         budget = s.budget()
         s.ensure_matched(budget)   # the default budget may lie outside the swept settings
         fixed = s.fixed(budget)
@@ -174,7 +175,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
               + (f"{100 * r['delta']:+9.2f}" if r["delta"] is not None else f"{'-':>9}"))
     if a.plots:
         from . import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_subsets(res, os.path.join(a.plots, "subsets.png"))
     _write_json(a, res)
     return 0
@@ -189,7 +190,7 @@ def cmd_scores(a, eval_kwargs) -> int:
     print(table(res))
     if a.plots:
         from . import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_scores(res, os.path.join(a.plots, "scores.png"))
     _write_json(a, res)
     return 0
@@ -217,7 +218,7 @@ def cmd_nms(a, eval_kwargs) -> int:
     print(f"\nNMS for all thresholds: {res['timing']['nms_s']:.2f} s; total {res['timing']['total_s']:.2f} s")
     if a.plots:
         from . import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_nms(res, os.path.join(a.plots, "nms.png"))
     _write_json(a, res)
     return 0
@@ -227,6 +228,7 @@ def cmd_nms(a, eval_kwargs) -> int:
 def cmd_audit(a, eval_kwargs) -> int:
     from .audit import write_audit
     t0 = time.perf_counter()
+    output_dir(a.out)   # before the run: --out naming a file is refused at once
     s = _session(a, eval_kwargs)
     fig = write_audit(s, a.out)
     f = fig["findings"]

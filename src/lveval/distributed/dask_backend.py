@@ -38,15 +38,27 @@ def _import_distributed():
 
 
 @contextlib.contextmanager
-def client_for(client=None, workers: int | None = None, scheduler: str | None = None):
-    """``client`` as given; else a Client of ``scheduler``; else a local cluster of ``workers``
-    processes (one thread each); else the current default client, or a local cluster."""
+def client_for(client=None, workers: int | None = None, scheduler: str | None = None, *,
+               security=None, insecure_scheduler: bool = False):
+    """``client`` as given; else a Client of ``scheduler`` (checked first: see :mod:`.trust`; ``security``:
+    Dask's ``Security`` for tls://, default from Dask's configuration); else a local cluster of
+    ``workers`` processes (one thread each); else the current default client, or a local cluster."""
     distributed = _import_distributed()
     if client is not None:
         yield client
         return
     if scheduler:
-        with distributed.Client(scheduler) as c:
+        from . import trust
+
+        if not isinstance(scheduler, trust.Checked):
+            scheduler, security = trust.check_scheduler(scheduler, insecure=insecure_scheduler, security=security)
+        try:
+            c = distributed.Client(scheduler, security=security, timeout=trust.CONNECT_TIMEOUT * 2)
+        except (OSError, TimeoutError) as exc:
+            from ..errors import InputError
+
+            raise InputError(f"--scheduler: cannot connect to {scheduler} ({exc})".split("\n")[0][:300]) from None
+        with c:
             yield c
         return
     if workers is None:
@@ -171,10 +183,12 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
              max_dets_per_image: int | None = None, max_dets_per_class: int = 10_000,
              dataset: str | None = None, on_unknown_image: str = "error",
              on_unknown_category: str = "error", progress: bool = False,
-             scheduler: str | None = None) -> EvalResult:
+             scheduler: str | None = None, security=None, insecure_scheduler: bool = False) -> EvalResult:
     """``lveval.evaluate`` sharded by class on a Dask cluster; the same figures, exactly.
 
-    ``client``: a ``distributed.Client``; or ``scheduler``: its address; or
+    ``client``: a ``distributed.Client``; or ``scheduler``: its address (tls:// with ``security``, Dask's
+    ``Security``, or from Dask's configuration; plain tcp:// only to loopback unless
+    ``insecure_scheduler``: a scheduler can run code in this process); or
     ``workers``: start a local cluster of that many processes for this call.
     ``shards``: number of class shards (default: 4 per worker thread; a
     class-partitioned directory keeps its own). ``results`` may also be a
@@ -204,7 +218,7 @@ def evaluate(gt: Any, results: Any, *, client=None, workers: int | None = None, 
             g = load_gt(gt, dataset=dataset)
             params = Params(iou_type=iou_type, dataset=g.kind, max_dets_per_image=max_dets_per_image,
                             max_dets_per_class=max_dets_per_class)
-        with client_for(client, workers, scheduler) as c:
+        with client_for(client, workers, scheduler, security=security, insecure_scheduler=insecure_scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))
                 sh = shard.open_sharded(results, g, shards or 4 * nthreads)

@@ -117,7 +117,12 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
-        buf = read_bytes(path)
+        from .jsonfile import GT_FACTOR, available_memory, check_gt_memory, is_regular
+
+        if is_regular(path):
+            check_gt_memory(path, os.path.getsize(path))   # before reading: refused, not killed
+        avail = available_memory()
+        buf = read_bytes(path, budget=None if avail is None else avail // GT_FACTOR)
         digest = "sha256:" + hashlib.sha256(buf).hexdigest()   # of the file as it is, mark included
         g = from_dict(loads_any(strip_bom(buf), path), path=path, dataset=dataset)
         g.digest = digest

@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_write
+from ..atomic import check_output, output_dir, write_files
 from . import figures
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
@@ -304,10 +304,13 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     ``eval_kwargs`` go to :func:`lveval.evaluate` (iou_type, caps, dataset,
     on_unknown_*). Returns the path of the page.
     """
-    from ..cli import write_json
+    from ..cli import json_bytes
     from ..io.results import load_results
     from ..metrics import evaluate, input_digest
 
+    output_dir(out_dir)   # before the run: an existing file there is refused, not found out at the end
+    for name in ("report.html", "figures.json"):
+        check_output(os.path.join(out_dir, name), inside=out_dir)
     raw = load_results(results)   # loaded once: evaluate() and the score figures share it
     result = evaluate(gt, raw, **eval_kwargs)
     result.inputs["results"] = input_digest(results, raw.digest)   # as `lveval evaluate` records it
@@ -316,9 +319,7 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
                   results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
                   classes=classes, calibration=calibration, raw=raw, eval_kwargs=eval_kwargs)
-    os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "report.html")
-    with atomic_write(out, "w", encoding="utf-8") as f:
-        f.write(page)
-    write_json(os.path.join(out_dir, "figures.json"), result.to_dict())
+    write_files({out: page.encode("utf-8"), os.path.join(out_dir, "figures.json"): json_bytes(result.to_dict())},
+                inside=out_dir)   # the page and its figures change together
     return out
