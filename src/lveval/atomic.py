@@ -182,14 +182,25 @@ class Interrupted(BaseException):
 
 _DEFER = [0]
 _PENDING: list = []
+_FINISHED = [False]
 
 
 def on_signal(signum, frame) -> None:
-    """Signal handler of the command line: raise :class:`Interrupted`, or note it while deferred."""
+    """Signal handler of the command line: raise :class:`Interrupted`, or note it while deferred;
+    ignored once the run has finished (its outputs are in place)."""
+    if _FINISHED[0]:
+        return
     if _DEFER[0]:
         _PENDING.append(signum)
         return
     raise Interrupted(signum)
+
+
+def finished(done: bool = True) -> None:
+    """Mark the run as finished: signals from now on are ignored (``False``: armed again)."""
+    _FINISHED[0] = done
+    if not done:
+        _PENDING.clear()
 
 
 @contextmanager

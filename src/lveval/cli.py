@@ -207,6 +207,34 @@ _CORE = ("evaluate", "demo", "convert")
 
 
 def main(argv=None) -> int:
+    """The command line; ``argv`` None: run as the program (late signals are then ignored at exit)."""
+    from . import atomic
+
+    restore = _handle_signals(program=argv is None)
+    try:
+        return _main(argv)
+    except (atomic.Interrupted, KeyboardInterrupt) as exc:   # arrived while reporting another error
+        return _interrupted(exc)
+    finally:
+        if argv is None:
+            atomic.finished()   # the process is about to exit: a late signal changes nothing
+        atomic.remove_temps()
+        restore()
+
+
+def _interrupted(exc) -> int:
+    from . import atomic
+
+    atomic.remove_temps()
+    sig = getattr(exc, "signum", 2)
+    print(f"lveval: interrupted by {getattr(exc, 'name', 'SIGINT')}; no output was written or changed",
+          file=sys.stderr)
+    return 128 + sig
+
+
+def _main(argv) -> int:
+    from . import atomic
+
     args = sys.argv[1:] if argv is None else list(argv)
     command = next((x for x in args if not x.startswith("-")), None)
     if command not in _CORE:   # the core commands start without importing the others' modules
@@ -217,22 +245,17 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     log.propagate = False   # notices are printed once, by the command itself
-    from . import atomic
-
-    restore = _handle_signals()
     try:
-        return int(a.func(a) or 0)
+        rc = int(a.func(a) or 0)
+        atomic.finished()   # every output is in place: a signal from here on is ignored
+        return rc
     except (InputError, ResourceError) as exc:
         if a.debug:
             raise
         print(f"lveval: error: {exc}", file=sys.stderr)
         return 2
     except (atomic.Interrupted, KeyboardInterrupt) as exc:   # SIGTERM/SIGHUP, or SIGINT (Ctrl-C)
-        atomic.remove_temps()
-        sig = getattr(exc, "signum", 2)
-        print(f"lveval: interrupted by {getattr(exc, 'name', 'SIGINT')}; no output was written or changed",
-              file=sys.stderr)
-        return 128 + sig
+        return _interrupted(exc)
     except RecursionError:
         if a.debug:
             raise
@@ -251,9 +274,6 @@ def main(argv=None) -> int:
         print(f"lveval: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
               file=sys.stderr)
         return 1
-    finally:
-        atomic.remove_temps()
-        restore()
 
 
 class _PipeSafeStdout:
@@ -291,7 +311,7 @@ class _PipeSafeStdout:
         return getattr(self._stream, name)
 
 
-def _handle_signals() -> None:
+def _handle_signals(program: bool = True):
     """SIGTERM, SIGINT and SIGHUP stop the run like an error: temporary files are removed, earlier
     outputs stay, one line, exit status 128 + the signal's number. A closed stdout is not an error."""
     import signal
@@ -313,8 +333,15 @@ def _handle_signals() -> None:
         except (BrokenPipeError, ValueError):
             pass
         sys.stdout = out if not isinstance(sys.stdout, _PipeSafeStdout) or not sys.stdout.closed_pipe else sys.stdout
-        for s, h in old.items():
-            signal.signal(s, h)
+        if not program:   # called from Python (tests): the caller's handlers come back
+            from . import atomic
+
+            atomic.finished(False)
+            for s, h in old.items():
+                signal.signal(s, h)
+        else:   # the outputs are in place; ignored signals stay ignored while the interpreter shuts down
+            for s in old:
+                signal.signal(s, signal.SIG_IGN)
 
     return restore
 

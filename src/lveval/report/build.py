@@ -316,9 +316,13 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     result.inputs["results"] = input_digest(results, raw.digest)   # as `lveval evaluate` records it
     if classes is not None:
         pick_classes(result, classes)   # fail early on unknown names
-    page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
-                  results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
-                  classes=classes, calibration=calibration, raw=raw, eval_kwargs=eval_kwargs)
+    import matplotlib
+
+    # names are data, not TeX: a category called "$\\foo$" is drawn as written (mathtext would fail on it)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
+                      results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
+                      classes=classes, calibration=calibration, raw=raw, eval_kwargs=eval_kwargs)
     out = os.path.join(out_dir, "report.html")
     write_files({out: page.encode("utf-8"), os.path.join(out_dir, "figures.json"): json_bytes(result.to_dict())},
                 inside=out_dir)   # the page and its figures change together
