@@ -36,7 +36,7 @@ from .errors import InputError
 from .io import fastjson
 from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
 from .io.results import _Int64 as _I64           # ids must fit int64 columns
-from .io.jsonfile import repeated_key_error, repeated_keys_suspect
+from .io.jsonfile import open_stream, repeated_key_error, repeated_keys_suspect
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file", "register_cli"]
 
@@ -443,7 +443,7 @@ class _Records:
 
     def __init__(self, path: str, block_size: int = 32 << 20, progress=None):
         self.path = path
-        self.lines = path.lower().endswith((".jsonl", ".ndjson"))
+        self.lines = _fmt(path) == "jsonl"
         self.block_size = block_size
         self.progress = progress
         self._line_base = 0           # newlines before the current block
@@ -460,7 +460,7 @@ class _Records:
 
     def __iter__(self) -> Iterator[tuple[bytes, np.ndarray, np.ndarray, int]]:
         try:
-            f = open(self.path, "rb")
+            f = open_stream(self.path)
         except FileNotFoundError:
             raise InputError("file not found", path=self.path) from None
         except IsADirectoryError:
@@ -613,12 +613,9 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _fmt(path: str) -> str:
-    low = str(path).lower()
-    if low.endswith((".parquet", ".pq")):
-        return "parquet"
-    if low.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    return "json"
+    from .io.results import format_of
+
+    return format_of(path) or "json"   # a .gz or .zst ending aside
 
 
 class _KnownIds:
@@ -929,7 +926,7 @@ def _copy_json(src: str, starts: np.ndarray, ends: np.ndarray, writer: _Writer, 
     """Pass 2: copy the byte ranges [starts, ends) of ``src`` (sorted) to ``writer``."""
     bar = _progress(int(ends[-1]) if len(ends) else 0, "topk: writing", progress)
     try:
-        with open(src, "rb") as f:
+        with open_stream(src) as f:
             i, n = 0, len(starts)
             while i < n:
                 lo = int(starts[i])
@@ -1007,8 +1004,9 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
             w.close(schema)
         return _counts(seen, len(rows), known)
     if not os.path.isfile(src):
-        raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file",
-                         path=src)
+        raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file"
+                         if os.path.isdir(src) else "topk reads its input twice and this is a pipe or device: "
+                         "save it to a file first (it may stay gzip- or zstd-compressed)", path=src)
     starts, ends, seen = _select_json(src, int(k), per_image, block_size, progress, known)
     o = np.argsort(starts)
     starts, ends = starts[o], ends[o]

@@ -82,6 +82,24 @@ def security_for(scheme: str, ca_file=None, cert=None, key=None):
     return sec
 
 
+def _handshake(sock, sec, host: str) -> None:
+    """A TLS handshake with the client's context: a scheduler whose certificate the CA did not sign is
+    refused here, with the reason, instead of after Dask's retries."""
+    import ssl
+
+    ctx = sec.get_connection_args("client").get("ssl_context")
+    if ctx is None:
+        return
+    try:
+        with ctx.wrap_socket(sock, server_hostname=host if ctx.check_hostname else None):
+            pass
+    except ssl.SSLCertVerificationError as exc:
+        raise InputError(f"--scheduler: the scheduler's certificate is not trusted "
+                         f"({exc.verify_message or exc.reason}); check --tls-ca-file") from None
+    except ssl.SSLError as exc:
+        raise InputError(f"--scheduler: TLS handshake failed ({exc.reason or exc})") from None
+
+
 def check_scheduler(address: str, *, insecure: bool = False, ca_file=None, cert=None, key=None, security=None):
     """Validate ``address`` and build its security; returns (address, Security or None). Refuses
     plain tcp:// to an address that is not loopback unless ``insecure``; checks that the port answers."""
@@ -94,8 +112,11 @@ def check_scheduler(address: str, *, insecure: bool = False, ca_file=None, cert=
                          "--insecure-scheduler on a network you trust")
     sec = security if security is not None else security_for(scheme, ca_file, cert, key)
     try:   # fail fast: Dask itself retries for 30 s before giving up
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as sock:
+            if sec is not None:
+                _handshake(sock, sec, host)
+    except InputError:
+        raise
     except OSError as exc:
         why = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
         raise InputError(f"--scheduler: cannot connect to {scheme}://{host}:{port} ({why})") from None

@@ -566,7 +566,7 @@ def check_memory(path: str, size: int, fmt: str, whole: bool = False, *, head: b
 # ---------------------------------------------------------------------------------------------
 # Repeated keys: a record such as {"score": 0.9, ..., "score": -1} is refused, not read as its last value
 
-_READ_KEYS = (b'"image_id"', b'"category_id"', b'"score"', b'"bbox"', b'"segmentation"')
+_READ_KEYS = (b'"image_id"', b'"category_id"', b'"score"', b'"bbox"', b'"segmentation"', b'"size"', b'"counts"')
 _DUP = "\0repeated"
 
 

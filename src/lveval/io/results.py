@@ -122,7 +122,14 @@ _EMPTY = "file is empty (0 bytes); an empty result set is written as []"
 _KINDS = {b"{": "an object", b'"': "a string", b"t": "true", b"f": "false", b"n": "null"}
 
 
+def _not_json(buf: bytes, path: str) -> None:
+    why = not_json_reason(buf[:64])
+    if why:
+        raise InputError(why, path=path)
+
+
 def _from_json_array(buf: bytes, path: str) -> Detections:
+    _not_json(buf, path)
     buf = strip_bom(buf)
     stripped = buf.lstrip()
     if not stripped:
@@ -155,6 +162,7 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
 
 
 def _from_json_lines(buf: bytes, path: str) -> Detections:
+    _not_json(buf, path)
     buf = strip_bom(buf)
     if not buf.strip():
         raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
