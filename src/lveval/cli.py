@@ -211,6 +211,8 @@ def main(argv=None) -> int:
     from . import atomic
 
     restore = _handle_signals(program=argv is None)
+    if argv is None:
+        _quiet_numeric_warnings()
     try:
         return _main(argv)
     except (atomic.Interrupted, KeyboardInterrupt) as exc:   # arrived while reporting another error
@@ -274,6 +276,14 @@ def _main(argv) -> int:
         print(f"lveval: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
               file=sys.stderr)
         return 1
+
+
+def _quiet_numeric_warnings() -> None:
+    """numpy's RuntimeWarnings (overflow, invalid value) carry source paths and say nothing a user can
+    act on: the engine handles inf and NaN explicitly, and input problems are reported as errors."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(lveval|numpy)(\..*)?$")
 
 
 class _PipeSafeStdout:

@@ -656,6 +656,11 @@ CMD_BAD = [
         prepare=_other_users_file),
     Cmd("scores-plots-planted-symlink", lambda p: ["scores", p["gt"], p["results"], "--plots", p["plots"]],
         "is a symbolic link inside the output directory", prepare=_planted_link),
+    Cmd("calibrate-bench-plots-planted-symlink",
+        lambda p: ["calibrate", "bench", "--gt", p["gt"], "--results", p["results"], "--kfold", "2", "--methods",
+                   "platt", "--plots", p["plots"]],
+        "is a symbolic link inside the output directory", prepare=lambda p: (
+            p["plots"].mkdir(), os.symlink(p["victim"], p["plots"] / "uncalibrated.png"))),
     Cmd("topk-pretty-printed-jsonl", lambda p: ["topk", p["pretty"], "--out", p["dir"] / "t.json"],
         "spans several lines", culprit="pretty", line=1, prepare=lambda p: _pretty_jsonl(p["pretty"])),
     Cmd("evaluate-pretty-printed-jsonl", lambda p: ["evaluate", p["gt"], p["pretty"]], "not valid JSON",

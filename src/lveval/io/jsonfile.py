@@ -560,7 +560,9 @@ def check_memory(path: str, size: int, fmt: str, whole: bool = False, *, head: b
         raise ResourceError(
             f"{path} is {human_bytes(size)}; evaluating it needs about {human_bytes(need)} but only "
             f"{human_bytes(avail)} is available; reduce it with "
-            f"`lveval topk {path} --per-class 10000 --out smaller.json` first")
+            + (f"`lveval topk {path} --per-class 10000 --out smaller.json` first" if is_regular(path) else
+               "`lveval topk FILE --per-class 10000 --out smaller.json` first (saved to a FILE: topk reads "
+               "its input twice)"))
 
 
 # ---------------------------------------------------------------------------------------------
