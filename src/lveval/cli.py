@@ -1,8 +1,10 @@
 """Command line: ``lveval evaluate|demo|convert|topk|...``.
 
-Bad input exits with status 2 and one line naming file, record and field;
-internal errors exit 1; ``--debug`` shows tracebacks. Output files are
-written atomically, so a failed run leaves none behind.
+Bad input (and an output that cannot be written, or too little memory) exits
+with status 2 and one line naming file, record and field; SIGTERM, SIGINT and
+SIGHUP with 128 + the signal after removing temporary files; internal errors
+exit 1; ``--debug`` shows tracebacks. Outputs go through ``lveval.atomic``, so
+a failed or interrupted run leaves none behind and changes no earlier one.
 """
 from __future__ import annotations
 

@@ -658,7 +658,7 @@ CMD_BAD = [
         "is a symbolic link inside the output directory", prepare=_planted_link),
     Cmd("calibrate-bench-plots-planted-symlink",
         lambda p: ["calibrate", "bench", "--gt", p["gt"], "--results", p["results"], "--kfold", "2", "--methods",
-                   "platt", "--plots", p["plots"]],
+                   "platt", "--plots", p["plots"], "--quiet"],
         "is a symbolic link inside the output directory", prepare=lambda p: (
             p["plots"].mkdir(), os.symlink(p["victim"], p["plots"] / "uncalibrated.png"))),
     Cmd("topk-pretty-printed-jsonl", lambda p: ["topk", p["pretty"], "--out", p["dir"] / "t.json"],

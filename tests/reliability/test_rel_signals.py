@@ -71,24 +71,22 @@ def workdirs(tmp_path_factory, lvis_path):
     return dirs
 
 
-def _handles_sigterm(pid: int) -> bool:
-    """Has the process installed its SIGTERM handler (lveval's code is running)? From /proc's SigCgt."""
+def _started(pid: int) -> bool:
+    """Is lveval's own code running (numpy loaded, which lveval.cli's main does after installing its
+    signal handlers)? The interpreter's start-up before that is not lveval's to clean up after."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for ln in f:
-                if ln.startswith("SigCgt:"):
-                    return bool(int(ln.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+        with open(f"/proc/{pid}/maps") as f:
+            return "_multiarray_umath" in f.read()
     except OSError:
-        pass
-    return False
+        return False
 
 
 def _one(name, sig, delay, workdirs):
     d, _, before = workdirs[name]
     p = _run(COMMANDS[name](d))
     t = time.perf_counter()
-    while not _handles_sigterm(p.pid) and p.poll() is None and time.perf_counter() - t < 30:
-        time.sleep(0.005)   # the interpreter's own start-up is not lveval's to clean up after
+    while not _started(p.pid) and p.poll() is None and time.perf_counter() - t < 30:
+        time.sleep(0.005)
     time.sleep(delay)
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
