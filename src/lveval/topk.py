@@ -496,8 +496,14 @@ class _Records:
                         raise InputError("file is empty, expected a JSON array of detections", path=self.path)
                     if head != b"[":
                         kind = "an object" if head == b"{" else "not an array"
-                        raise InputError(f"expected a JSON array of detections at the top level, got {kind}"
-                                         f" (JSON Lines files need a .jsonl name)", path=self.path)
+                        from .io.jsonfile import not_json_reason
+
+                        why = not_json_reason(buf[skip:skip + 64])
+                        looks_gt = any(k in buf[:1 << 16] for k in (b'"images"', b'"annotations"', b'"categories"'))
+                        hint = (" (this looks like a ground-truth file)" if head == b"{" and looks_gt else
+                                " (JSON Lines files need a .jsonl name)")
+                        raise InputError(why or f"expected a JSON array of detections at the top level, got "
+                                         f"{kind}{hint}", path=self.path)
                     skip += 1
                 elif not head:
                     raise InputError("file has no detections (empty JSON Lines file)", path=self.path)

@@ -90,8 +90,27 @@ def local_cluster(n_workers: int, **kwargs):
            if k != "MALLOC_TRIM_THRESHOLD_"}
     opts = dict(threads_per_worker=1, processes=True, dashboard_address=":0")
     opts.update(kwargs)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), _children_ignore_sigint():
         return distributed.LocalCluster(n_workers=n_workers, **opts)
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Worker processes started inside the block ignore SIGINT (an ignored signal stays ignored across
+    fork and exec): Ctrl-C reaches the whole process group, and the driver alone handles it (removes its
+    temporary files, closes the cluster, prints one line) instead of every worker printing a traceback.
+    The price: a Ctrl-C during the cluster's start (a second or two) is ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _submit(c, fn, *args, key):

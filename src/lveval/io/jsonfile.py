@@ -532,6 +532,8 @@ def estimate_memory(path: str, size: int, fmt: str, whole: bool = False, *, head
         need = per_class + piece + size + n * _BYTES_PER_DET_CHUNKED
     else:
         need = per_class + max(size + n * _BYTES_PER_DET, _STRING_FACTOR * size)
+    if n_head < 2 and size > len(head):   # records of a megabyte or more: long strings, decoded and copied
+        need = max(need, per_class + _STRING_FACTOR * size)
     if masks:
         need += (_MASK_FACTOR - 1) * size
     if fmt == "jsonl":

@@ -395,12 +395,12 @@ def load_results(source: Any, *, path: str | None = None, gt=None) -> Detections
     """Read detections from a file (.json, .jsonl/.ndjson, .parquet; also gzip- or zstd-compressed, a
     pipe or process substitution) or Python objects. ``gt``: the ground truth they will be evaluated
     against, for the memory check (its vocabulary and its own size count)."""
-    if isinstance(source, Detections):
-        return source
     if gt is not None:
         from .jsonfile import check_vocabulary_memory, gt_held
 
         check_vocabulary_memory(gt, held=gt_held(gt))
+    if isinstance(source, Detections):
+        return source
     if isinstance(source, (str, os.PathLike)):
         p = str(source)
         size = check_file(p)
