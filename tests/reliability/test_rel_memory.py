@@ -220,7 +220,7 @@ def test_ground_truth_and_vocabulary_estimates_are_not_below_the_real_peaks(tmp_
 
 
 def test_a_huge_vocabulary_is_refused_before_allocating(tmp_path, monkeypatch):
-    """200,000 categories need ~13 GB of per-class arrays: refused at once with what would fit."""
+    """200,000 categories need ~15 GB of per-class arrays: refused at once with what would fit."""
     import time
 
     g = {"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
@@ -232,7 +232,8 @@ def test_a_huge_vocabulary_is_refused_before_allocating(tmp_path, monkeypatch):
     t = time.perf_counter()
     p = run_cli(["evaluate", gp, rp], env={"LVEVAL_MEMORY_LIMIT": "8e9"})
     assert p.returncode == 2, p.stderr
-    assert re.fullmatch(rf"lveval: error: {re.escape(str(gp))}: 200000 categories x 1 images need about 13\.0 GB "
+    need = re.escape(jsonfile.human_bytes(jsonfile.vocabulary_memory(200_000, 1)))
+    assert re.fullmatch(rf"lveval: error: {re.escape(str(gp))}: 200000 categories x 1 images need about {need} "
                         r"for the per-class arrays but only 7\.\d GB is available \(about \d+ categories would "
                         r"fit\)\n", p.stderr), p.stderr
     assert time.perf_counter() - t < 30
@@ -246,7 +247,8 @@ def test_a_ground_truth_too_large_is_refused_before_reading(monkeypatch, tmp_pat
                                  "categories": [{"id": 1, "name": "x" * 5000}]}))
     monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", "20000")
     monkeypatch.setattr("lveval.io.gt.read_bytes", lambda *a, **k: pytest.fail("read before the check"))
-    with pytest.raises(ResourceError, match=r"loading this ground truth needs about 49\.\d KB but only 19\.5 KB"):
+    need = jsonfile.human_bytes(gp.stat().st_size * jsonfile.GT_FACTOR)
+    with pytest.raises(ResourceError, match=rf"loading this ground truth needs about {re.escape(need)} but only 19\.5 KB"):
         load_gt(str(gp))
 
 

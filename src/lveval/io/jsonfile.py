@@ -392,10 +392,11 @@ _MASK_FACTOR = 12               # mask results: strings decoded, copied, convert
                                 # 6x, peaked at 12x the file)
 _STRING_FACTOR = 3              # any JSON decoded whole: the buffer, the decoded strings and their copies
                                 # (one record holding a 512 MB string peaked at 3.1x the file)
-GT_FACTOR = 10                 # ground truth: Python objects of the parsed JSON, then columns; measured
-                                # 9.3x the file (LVIS with polygons), 9.0x (boxes only)
-_PER_CLASS = 68 << 10           # per class: precision (10 x 101 x 4) and recall arrays of two protocols,
-                                # and their temporaries (100k classes peaked at 6.6 GB)
+GT_FACTOR = 12                 # ground truth: Python objects of the parsed JSON, then columns; measured
+                                # 9.0x-10.0x the file (LVIS with polygons, boxes only, 4,000 classes)
+_PER_CLASS = 80 << 10           # per class: precision (10 x 101 x 4) and recall arrays of two protocols,
+                                # and their temporaries (100k classes peaked at 6.6 GB, 4,000 classes with
+                                # 30k results at 295 MB)
 _DENSE_TABLE_MAX = 200_000_000  # the federated rule's images x classes table (select.federated_mask)
 _SAMPLE = 1 << 20
 CHUNKED_ABOVE = 4 * CHUNK_BYTES  # JSON arrays larger than this (32 MB) are decoded piece by piece (chunks.py)
