@@ -678,6 +678,12 @@ CMD_BAD = [
 ]
 
 
+def _dev_full() -> bool:
+    import stat
+
+    return os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
 def _cmd_paths(d) -> dict:
     p = {"gt": d / "gt.json", "results": d / "results.json", "old": d / "old.json", "dir": d / "outdir",
          "plots": d / "plots", "victim": d / "victim.txt", "locked": d / "locked.json", "pretty": d / "p.jsonl",
@@ -716,7 +722,7 @@ def cmd_runs(tmp_path_factory):
         if case.prepare:
             case.prepare(p)
         before = _tree(d)
-        dev_full = os.stat("/dev/full").st_mode if os.path.exists("/dev/full") else None
+        dev_full = os.stat("/dev/full").st_mode if _dev_full() else None
         r = run_cli(case.argv(p))
         return {"rc": r.returncode, "stderr": r.stderr, "stdout": r.stdout, "paths": p, "before": before,
                 "after": _tree(d), "dev_full": (dev_full, os.stat("/dev/full").st_mode if dev_full else None)}
@@ -727,8 +733,8 @@ def cmd_runs(tmp_path_factory):
 @pytest.mark.parametrize("case", CMD_BAD, ids=[c.id for c in CMD_BAD])
 def test_bad_command(case, cmd_runs):
     o = cmd_runs[case.id]
-    if case.id.endswith("full-disk") and not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
+    if case.id.endswith("full-disk") and not _dev_full():
+        pytest.skip("needs /dev/full (a character device)")
     assert o["rc"] == 2, (o["rc"], o["stderr"])
     assert "Traceback" not in o["stderr"]
     lines = o["stderr"].splitlines()
@@ -744,8 +750,8 @@ def test_bad_command(case, cmd_runs):
 
 def test_report_full_disk_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
     """A disk that fills up while the report is written (simulated: the temporary file is /dev/full)."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
+    if not _dev_full():
+        pytest.skip("needs /dev/full (a character device)")
     import tempfile
 
     from lveval import atomic

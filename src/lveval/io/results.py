@@ -139,9 +139,8 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
         c = stripped[:1]
         kind = _KINDS.get(c, "a number" if c in b"-0123456789" else None)
         if kind is None:
-            why = not_json_reason(buf[:64])
-            raise InputError(why or "not valid JSON (expected a JSON array of detections, starting with '[')",
-                             path=path, line=None if why else 1)
+            raise InputError("not valid JSON (expected a JSON array of detections, starting with '[')",
+                             path=path, line=1)
         head = stripped[:1 << 16]
         looks_gt = any(k in head for k in (b'"images"', b'"annotations"', b'"categories"'))   # LVIS: annotations first
         hint = " (this looks like a ground-truth file)" if looks_gt else ""
@@ -375,7 +374,7 @@ def _from_buffer(p: str, gt=None) -> Detections:
     avail = available_memory()
     buf = read_bytes(p, budget=None if avail is None else max(0, avail - held) // 3)
     fmt = format_of(p) or _sniff(buf)
-    check_memory(p, len(buf), fmt, head=buf[:1 << 20], gt=gt, held=held + len(buf))
+    check_memory(p, len(buf), fmt, head=buf[:1 << 20], gt=gt, held=held)   # the estimate counts the bytes read
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
