@@ -81,14 +81,15 @@ def box_iou_pairs(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarr
     """IoU of paired xywh boxes, with pycocotools' exact floating-point steps (maskApi.c bbIou)."""
     dx, dy, dw, dh = dt[:, 0], dt[:, 1], dt[:, 2], dt[:, 3]
     gx, gy, gw, gh = gt[:, 0], gt[:, 1], gt[:, 2], gt[:, 3]
-    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
-    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
-    inter = w * h
-    da = dw * dh
-    union = np.where(crowd, da, da + gw * gh - inter)
-    out = np.zeros(len(dt))
-    ok = (w > 0) & (h > 0)
-    np.divide(inter, union, out=out, where=ok)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):   # as the C code: inf/0 propagate
+        w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+        h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+        inter = w * h
+        da = dw * dh
+        union = np.where(crowd, da, da + gw * gh - inter)
+        out = np.zeros(len(dt))
+        ok = (w > 0) & (h > 0)
+        np.divide(inter, union, out=out, where=ok)
     return out
 
 

@@ -16,10 +16,10 @@ from . import __version__
 from .accumulate import per_class, pooled
 from .exceptions import Notices
 from .io.gt import GroundTruth, load_gt
-from .io.results import Detections, bind, load_results
+from .io.results import Detections, bind, coverage_warning, load_results
 from .match import Matching, match
 from .params import CHALLENGES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
-from .select import agnostic_order, cap_per_image, federated_mask, score_order, top_k_per_class
+from .select import agnostic_order, cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
 
 
 
@@ -187,7 +187,7 @@ class Evaluator:
         self.notices = notices if notices is not None else Notices()
         self.inputs = inputs if inputs is not None else {}
         self.raw = raw           # the results as loaded, before binding
-        self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx)
+        self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx) & evaluable_area(gt, dets.area)
         self.order = score_order(dets.score)   # shared by every selection and the matching
         self.match_order = self.order
         if self.params.class_agnostic:
@@ -216,7 +216,7 @@ class Evaluator:
         if bar is not None:
             bar.done()
             bar.start("loading results")
-        raw = load_results(results)
+        raw = load_results(results, gt=g)   # the memory check counts the ground truth and its vocabulary
         dets = bind(raw, g, iou_type=params.iou_type, on_unknown_image=params.on_unknown_image,
                     on_unknown_category=params.on_unknown_category)
         if bar is not None:
@@ -224,6 +224,9 @@ class Evaluator:
         notices = Notices()
         notices.merge(g.notices)
         notices.merge(dets.notices)
+        w = coverage_warning(dets, g)
+        if w:
+            notices.warn(w)
         inputs = {"gt": input_digest(gt, g.digest), "results": input_digest(results, raw.digest)}
         return cls(g, dets, params, notices=notices, inputs=inputs, raw=raw)
 
@@ -318,9 +321,8 @@ def fixed_budget_warning(num_dets: np.ndarray, params: Params) -> str | None:
     K = params.max_dets_per_class
     short = int((num_dets < K).sum())
     if short and K >= 0:
-        return (f"{short} of {len(num_dets)} classes have fewer than {K} detections; "
-                f"AP-Fixed assumes a detector outputs its top {K} per class (lower its score "
-                "threshold and raise its per-image output)")
+        return (f"{short} of {len(num_dets)} classes have fewer than {K} detections, AP-Fixed's budget; to "
+                "fill it, output more per class (lower the score threshold, raise the per-image limit)")
     return None
 
 

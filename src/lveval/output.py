@@ -5,7 +5,6 @@ same bytes ``lveval ... --json`` writes without importing the command line.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
@@ -19,11 +18,12 @@ def json_bytes(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
 
 
-def write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as deterministic JSON, atomically; InputError when the path cannot be written."""
+def write_json(path: str, obj: Any, inside: str | None = None) -> None:
+    """Write ``obj`` as deterministic JSON through the safe writer (``inside``: see
+    :func:`lveval.atomic.atomic_write`); InputError when the path cannot be written."""
     data = json_bytes(obj)
     try:
-        with atomic_write(path, "wb") as f:
+        with atomic_write(path, "wb", inside=inside) as f:
             f.write(data)
     except OSError as exc:
         raise InputError(f"cannot write the output ({exc.strerror or exc})", path=path) from None
@@ -31,12 +31,7 @@ def write_json(path: str, obj: Any) -> None:
 
 def check_writable(path: str | None) -> None:
     """Fail before a long run, not after it, when an output path cannot be written."""
-    if not path:
-        return
-    if os.path.isdir(path):
-        raise InputError("is a directory; expected an output file name", path=path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise InputError("the output's directory does not exist", path=path)
-    if not os.access(d, os.W_OK):
-        raise InputError("the output's directory is not writable", path=path)
+    from .atomic import check_output
+
+    if path:
+        check_output(path)

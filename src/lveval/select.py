@@ -95,6 +95,15 @@ def federated_mask(gt, img_idx: np.ndarray, cat_idx: np.ndarray) -> np.ndarray:
     return np.isin(keys, np.union1d(gt.ann_key, gt.neg_keys))
 
 
+def evaluable_area(gt, area: np.ndarray) -> np.ndarray:
+    """LVIS rule: lvis-api evaluates only results with 0 < area < inf (a result's area is its box's
+    w * h, which can underflow to 0 or overflow to inf, or its mask's). Applied after the caps, as
+    lvis-api drops such results after its per-image cap. COCO rules keep every result."""
+    if gt.kind != "lvis" or area is None:
+        return np.ones(len(area) if area is not None else 0, bool)
+    return (area > 0) & (area < np.inf)
+
+
 def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """A score order of all rows (``score_order``) restricted to the rows of bool mask ``rows``, as
     positions within that subset: the subset's own score order, without sorting again."""

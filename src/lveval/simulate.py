@@ -115,7 +115,7 @@ def _masks(g: GroundTruth, img, box, shapes, src_boxes) -> list:
         h, w = int(g.img_h[img[i]]), int(g.img_w[img[i]])
         x, y, bw, bh = box[i]
         s = shapes[i]
-        seg = anns[s].get("segmentation") if s >= 0 else None
+        seg = anns[int(g.ann_rec[s]) if g.ann_rec is not None else s].get("segmentation") if s >= 0 else None
         if isinstance(seg, list) and seg:
             sx, sy, sw, sh = src_boxes[s]
             polys = []

@@ -8,7 +8,7 @@ does that in bounded memory:
 * :class:`TopKPerClass` collects detections as they are produced
   (``collector.add(image_id, boxes, scores, classes)``) and keeps at most K
   per class (optionally also the top N of each image, so AP-Old stays exact).
-* :func:`topk_file` / ``lveval topk RESULTS --per-class K --out OUT`` reduce a
+* :func:`topk_file` / ``lveval topk RESULTS --max-dets-per-class K --out OUT`` reduce a
   results file (.json array, .jsonl, .parquet) in two streaming passes: the
   first selects rows keeping only (score, group, byte range) per candidate,
   the second copies the selected records to the output unchanged.
@@ -35,6 +35,7 @@ from .exceptions import InputError
 from .io import fastjson
 from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
 from .io.results import _Int64 as _I64           # ids must fit int64 columns
+from .io.jsonfile import open_stream, repeated_key_error, repeated_keys_suspect
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file"]
 
@@ -435,7 +436,7 @@ class _Records:
 
     def __init__(self, path: str, block_size: int = 32 << 20, progress=None):
         self.path = path
-        self.lines = path.lower().endswith((".jsonl", ".ndjson"))
+        self.lines = _fmt(path) == "jsonl"
         self.block_size = block_size
         self.progress = progress
         self._line_base = 0           # newlines before the current block
@@ -452,7 +453,7 @@ class _Records:
 
     def __iter__(self) -> Iterator[tuple[bytes, np.ndarray, np.ndarray, int]]:
         try:
-            f = open(self.path, "rb")
+            f = open_stream(self.path)
         except FileNotFoundError:
             raise InputError("file not found", path=self.path) from None
         except IsADirectoryError:
@@ -473,6 +474,8 @@ class _Records:
             if self.progress is not None and block:
                 self.progress.update(len(block))
             buf = buf + block if buf else block
+            if first and pos == 0 and buf[:3] == b"\xef\xbb\xbf":   # a UTF-8 byte-order mark, as evaluate allows
+                buf, pos = buf[3:], 3
             if first:
                 skip = len(buf) - len(buf.lstrip())
                 if not eof and skip == len(buf):
@@ -486,8 +489,14 @@ class _Records:
                         raise InputError("file is empty, expected a JSON array of detections", path=self.path)
                     if head != b"[":
                         kind = "an object" if head == b"{" else "not an array"
-                        raise InputError(f"expected a JSON array of detections at the top level, got {kind}"
-                                         f" (JSON Lines files need a .jsonl name)", path=self.path)
+                        from .io.jsonfile import not_json_reason
+
+                        why = not_json_reason(buf[skip:skip + 64])
+                        looks_gt = any(k in buf[:1 << 16] for k in (b'"images"', b'"annotations"', b'"categories"'))
+                        hint = (" (this looks like a ground-truth file)" if head == b"{" and looks_gt else
+                                " (JSON Lines files need a .jsonl name)")
+                        raise InputError(why or f"expected a JSON array of detections at the top level, got "
+                                         f"{kind}{hint}", path=self.path)
                     skip += 1
                 elif not head:
                     raise InputError("file has no detections (empty JSON Lines file)", path=self.path)
@@ -502,6 +511,8 @@ class _Records:
             consumed = int(ends[-1]) + 1 if len(ends) else 0
             if len(ends):
                 self._check_gaps(arr, starts, ends, pos, count == 0)
+                if self.lines:
+                    self._check_one_line(arr, starts, ends, pos)
                 if self.lines:
                     chunk = b"[" + b",".join([buf[s:e + 1] for s, e in zip(starts.tolist(), ends.tolist())]) + b"]"
                 else:
@@ -553,6 +564,18 @@ class _Records:
                 at = int(ends[wrong[0]]) + 1 if len(wrong) else 0
                 raise self._err("expected exactly one ',' between records", pos + at)
 
+    def _check_one_line(self, arr, starts, ends, pos) -> None:
+        """JSON Lines: each record on one line (as ``lveval evaluate`` reads them), not pretty-printed."""
+        nl = np.flatnonzero(arr[int(starts[0]):int(ends[-1]) + 1] == 0x0A) + int(starts[0])
+        if not len(nl):
+            return
+        inside = np.searchsorted(nl, ends) - np.searchsorted(nl, starts)
+        bad = np.flatnonzero(inside > 0)
+        if len(bad):
+            i = int(bad[0])
+            raise self._err("a record spans several lines; JSON Lines holds one record per line (a "
+                            "pretty-printed file is a .json array)", pos + int(starts[i]))
+
     def _check_tail(self, tail: bytes, off: int) -> bool:
         """Bytes after the last complete record: ``]`` closes an array; anything else is an error."""
         i = len(tail) - len(tail.lstrip())
@@ -589,15 +612,47 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _fmt(path: str) -> str:
-    low = str(path).lower()
-    if low.endswith((".parquet", ".pq")):
-        return "parquet"
-    if low.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    return "json"
+    from .io.results import format_of
+
+    return format_of(path) or "json"   # a .gz or .zst ending aside
 
 
-def _select_json(path: str, k: int, per_image: int | None, block_size: int, progress: bool):
+class _KnownIds:
+    """The unknown-id policies of ``lveval evaluate`` applied before the selection (``topk --gt``):
+    records of images or categories absent from the ground truth raise (``error``, the same message as
+    the evaluation's) or are dropped and counted (``skip``), so they cannot take a place in the top K."""
+
+    def __init__(self, gt, on_unknown_image: str = "error", on_unknown_category: str = "error"):
+        from .io.gt import load_gt
+        from .io.results import check_policy
+
+        check_policy(on_unknown_image)
+        check_policy(on_unknown_category)
+        self.gt = load_gt(gt)
+        self.policies = (on_unknown_image, on_unknown_category)
+        self.skipped = {"image_id": 0, "category_id": 0}
+
+    def keep(self, img, cat, base: int, path: str, line_of) -> np.ndarray | None:
+        """Bool mask of the rows to keep (None: all), after raising for an unknown id under ``error``."""
+        ok_i = self.gt.image_index(img)[1]
+        ok_c = self.gt.category_index(cat)[1]
+        keep = None
+        for ok, ids, what, policy in ((ok_i, img, "image", self.policies[0]),
+                                      (ok_c, cat, "category", self.policies[1])):
+            if ok.all():
+                continue
+            if policy == "error":
+                i = int(np.flatnonzero(~ok)[0])
+                raise InputError(f"unknown {what}_id {int(ids[i])} (not in the ground truth; use "
+                                 f"--on-unknown-{what} skip to drop such records)", path=path,
+                                 record=base + i, line=line_of(i), field=f"{what}_id")
+            self.skipped[f"{what}_id"] += int((~ok & (True if keep is None else keep)).sum())
+            keep = ok if keep is None else keep & ok
+        return keep
+
+
+def _select_json(path: str, k: int, per_image: int | None, block_size: int, progress: bool,
+                 known: _KnownIds | None = None):
     """Pass 1 over a JSON file: (starts, ends) of the selected records, sorted."""
     crit = [("category_id", k)] + ([("image_id", per_image)] if per_image else [])
     pool = _Pool(crit)
@@ -605,8 +660,13 @@ def _select_json(path: str, k: int, per_image: int | None, block_size: int, prog
     recs = _Records(path, block_size, bar)
     try:
         for chunk, starts, ends, base in recs:
-            img, cat, score = _selection_columns(chunk, starts, ends, base, recs, path, per_image)
+            img, cat, score = _selection_columns(chunk, starts, ends, base, recs, path,
+                                                 per_image or known is not None)
             _check_scores(score, base, path, lambda i: recs.line_at(int(starts[i])))
+            if known is not None:
+                keep = known.keep(img, cat, base, path, lambda i: recs.line_at(int(starts[i])))
+                if keep is not None:
+                    img, cat, score, starts, ends = img[keep], cat[keep], score[keep], starts[keep], ends[keep]
             cols = {"score": score, "start": starts, "len": (ends - starts).astype(np.int32)}
             pool.push(cols, [cat] + ([img] if per_image else []))
     finally:
@@ -634,7 +694,17 @@ def _selection_columns(chunk: bytes, starts, ends, base: int, recs, path: str, p
         raise InputError(e.reason, path=path, record=e.record, line=line, field=e.field) from None
     except msgspec.DecodeError as exc:
         raise _locate_decode_error(exc, chunk, starts, ends, base, recs, path) from None
+    except RecursionError:
+        from .io.jsonfile import too_deep_error
+
+        e = too_deep_error(chunk, path)
+        i = min(max(0, (e.record or 0)), len(starts) - 1)
+        raise InputError(e.reason, path=path, record=base + i, line=recs.line_at(int(starts[i]))) from None
     n = len(dets)
+    if repeated_keys_suspect(chunk, n):
+        err = repeated_key_error(chunk, path, record_base=base, line_of=lambda i: recs.line_at(int(starts[i])))
+        if err is not None:
+            raise err
     score = np.fromiter((d.score for d in dets), np.float64, n)
     cat = np.fromiter((d.category_id for d in dets), np.int64, n)
     img = np.fromiter((d.image_id for d in dets), np.int64, n) if per_image else None
@@ -668,7 +738,8 @@ def _locate_decode_error(exc, chunk, starts, ends, base, recs, path):
     return InputError(reason, path=path, record=base + i, line=recs.line_at(int(starts[i])))
 
 
-def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, progress: bool):
+def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, progress: bool,
+                    known: _KnownIds | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -690,7 +761,7 @@ def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, p
 
         bar = tqdm(total=pf.metadata.num_rows, desc="topk: selecting", unit="rows", file=sys.stderr, leave=False)
     base = 0
-    cols_needed = ["category_id", "score"] + (["image_id"] if per_image else [])
+    cols_needed = ["category_id", "score"] + (["image_id"] if per_image or known is not None else [])
     try:
         for batch in pf.iter_batches(batch_size=batch_rows, columns=cols_needed):
             n = batch.num_rows
@@ -707,6 +778,11 @@ def _select_parquet(path: str, k: int, per_image: int | None, batch_rows: int, p
             keys = [arrays["category_id"].astype(np.int64, copy=False)]
             if per_image:
                 keys.append(arrays["image_id"].astype(np.int64, copy=False))
+            if known is not None:
+                keep = known.keep(arrays["image_id"].astype(np.int64, copy=False), keys[0], base, path,
+                                  lambda i: None)
+                if keep is not None:
+                    score, rows, keys = score[keep], rows[keep], [x[keep] for x in keys]
             pool.push({"score": score, "start": rows}, keys)
             base += n
             if bar is not None:
@@ -771,6 +847,15 @@ class _Writer:
             self.raw(recs)
             return
         self.n += table.num_rows
+
+    def abort(self) -> None:
+        """Close a Parquet writer after a failure (the temporary output is then removed)."""
+        if self._pq is not None:
+            try:
+                self._pq.close()
+            except Exception:   # noqa: BLE001 - the failure being unwound is what is reported
+                pass
+            self._pq = None
 
     def close(self, empty_schema=None) -> None:
         if self.fmt == "json":
@@ -840,7 +925,7 @@ def _copy_json(src: str, starts: np.ndarray, ends: np.ndarray, writer: _Writer, 
     """Pass 2: copy the byte ranges [starts, ends) of ``src`` (sorted) to ``writer``."""
     bar = _progress(int(ends[-1]) if len(ends) else 0, "topk: writing", progress)
     try:
-        with open(src, "rb") as f:
+        with open_stream(src) as f:
             i, n = 0, len(starts)
             while i < n:
                 lo = int(starts[i])
@@ -880,15 +965,19 @@ def _copy_parquet(src: str, rows: np.ndarray, writer: _Writer, batch_rows: int) 
 
 
 def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = None,
-              block_size: int = 32 << 20, progress: bool = False) -> dict:
+              block_size: int = 32 << 20, progress: bool = False, gt=None,
+              on_unknown_image: str = "error", on_unknown_category: str = "error") -> dict:
     """Write the top ``k`` records of each class of ``src`` to ``out`` (formats from the names).
 
     With ``per_image`` the top N records of each image are kept too (AP-Old
     then stays exact on the output). Records keep file order and, between
-    JSON inputs and outputs, their exact bytes. Returns counts
-    ``{"read": ..., "written": ...}``. The output is written atomically.
+    JSON inputs and outputs, their exact bytes. With ``gt`` (a path, dict or
+    GroundTruth) the evaluation's unknown-id policies apply first, so that
+    evaluating the output with the same policies gives the figures of
+    evaluating ``src``. Returns counts ``{"read": ..., "written": ...,
+    "skipped": {"image_id": n, "category_id": m}}``. The output is written atomically.
     """
-    from .atomic import atomic_write
+    from .atomic import atomic_write, check_output
 
     if k is None or int(k) < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -898,23 +987,41 @@ def topk_file(src: str, out: str, k: int = 10_000, *, per_image: int | None = No
     if os.path.abspath(src) == os.path.abspath(out):
         raise InputError("output would overwrite the input; choose another --out", path=out)
     in_fmt, out_fmt = _fmt(src), _fmt(out)
+    check_output(out)   # before the passes: a directory or an unwritable file is refused at once
+    known = None if gt is None else _KnownIds(gt, on_unknown_image, on_unknown_category)
     batch_rows = 1 << 20
     if in_fmt == "parquet":
-        rows, seen = _select_parquet(src, int(k), per_image, batch_rows, progress)
+        rows, seen = _select_parquet(src, int(k), per_image, batch_rows, progress, known)
         rows = np.sort(rows)
         with atomic_write(out, "wb") as f:
             w = _Writer(f, out_fmt)
-            schema = _copy_parquet(src, rows, w, batch_rows)
+            try:
+                schema = _copy_parquet(src, rows, w, batch_rows)
+            except BaseException:
+                w.abort()
+                raise
             w.close(schema)
-        return {"read": int(seen), "written": int(len(rows))}
+        return _counts(seen, len(rows), known)
     if not os.path.isfile(src):
-        raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file",
-                         path=src)
-    starts, ends, seen = _select_json(src, int(k), per_image, block_size, progress)
+        raise InputError("file not found" if not os.path.exists(src) else "is a directory, expected a file"
+                         if os.path.isdir(src) else "topk reads its input twice and this is a pipe or device: "
+                         "save it to a file first (it may stay gzip- or zstd-compressed)", path=src)
+    starts, ends, seen = _select_json(src, int(k), per_image, block_size, progress, known)
     o = np.argsort(starts)
     starts, ends = starts[o], ends[o]
     with atomic_write(out, "wb") as f:
         w = _Writer(f, out_fmt)
-        _copy_json(src, starts, ends, w, block_size, progress)
+        try:
+            _copy_json(src, starts, ends, w, block_size, progress)
+        except BaseException:
+            w.abort()
+            raise
         w.close()
-    return {"read": int(seen), "written": int(len(starts))}
+    return _counts(seen, len(starts), known)
+
+
+def _counts(seen: int, written: int, known) -> dict:
+    out = {"read": int(seen), "written": int(written)}
+    if known is not None:
+        out["skipped"] = dict(known.skipped)
+    return out

@@ -282,8 +282,48 @@ BAD = [
     Case("gt-missing-file", gt="absent", culprit="gt", says="file not found"),
     Case("gt-is-a-directory", gt="mkdir", culprit="gt", says="is a directory"),
     # --- resources
-    Case("results-too-large-for-memory", R(), env={"LVEVAL_MEMORY_LIMIT": "2000"},
+    Case("results-too-large-for-memory", R(), env={"LVEVAL_MEMORY_LIMIT": "500000"},   # the GT and its vocabulary fit
          says="lveval topk"),
+    # issue 16
+    Case("results-nested-100k-arrays", R().replace(b'"score":0.3', b'"score":0.3,"x":' + b"[" * 100_000
+                                                     + b"]" * 100_000), record=3, line=1,
+         says="nested more than 200 levels deep"),
+    Case("jsonl-nested-100k-arrays", jsonl(rec(0), rec(1).replace(b'"score":0.8', b'"score":0.8,"x":' + b"[" * 100_000
+                                                                   + b"]" * 100_000)), ext=".jsonl", record=1, line=2,
+         says="nested more than 200 levels deep"),
+    Case("results-repeated-key", R().replace(b'"score":0.7', b'"score":0.7,"score":-1'), record=2, field="score",
+         says="key repeated in the record"),
+    Case("results-repeated-key-in-mask", M().replace(b'"size":[60,80]', b'"size":[60,80],"size":[60,80]', 1),
+         args=("--iou-type", "segm"), record=2, field="segmentation.size", says="key repeated"),
+    Case("jsonl-repeated-key", jsonl(rec(0), b"", rec(1).replace(b'"image_id":1', b'"image_id":1,"image_id":2')),
+         ext=".jsonl", record=1, line=3, field="image_id", says="key repeated in the record"),
+    Case("results-utf16", R().decode().encode("utf-16"), says="the file is UTF-16 text"),
+    Case("results-utf16-no-mark", R().decode().encode("utf-16-le"), says="the file is UTF-16 text"),
+    Case("results-bzip2", __import__("bz2").compress(R()), says="bzip2-compressed"),
+    Case("gt-utf16", gt=G().decode().encode("utf-16"), culprit="gt", says="the file is UTF-16 text"),
+    Case("results-is-an-lvis-gt-file", dumps({"annotations": [dict(gt_dict()["annotations"][0], id=i + 1)
+                                                              for i in range(2000)],
+                                              "categories": gt_dict()["categories"], "images": gt_dict()["images"]}),
+         says="looks like a ground-truth file"),
+    Case("protocols-bogus", R(), args=("--protocols", "bogus"), culprit=None, says="option 'protocols': expected one of old, fixed, pooled, got 'bogus'"),
+    Case("protocols-empty", R(), args=("--protocols", ","), culprit=None, says="option 'protocols': expected at least one of"),
+    Case("scheduler-not-a-url", R(), args=("--scheduler", "not a url"), culprit=None, says="expected an address"),
+    Case("scheduler-port-closed", R(), args=("--scheduler", "tcp://127.0.0.1:1"), culprit=None,
+         says="cannot connect to tcp://127.0.0.1:1"),
+    Case("scheduler-plain-tcp-elsewhere", R(), args=("--scheduler", "tcp://192.0.2.1:8786"), culprit=None,
+         says="refusing plain tcp://"),
+    Case("memory-limit-inf", R(), env={"LVEVAL_MEMORY_LIMIT": "inf"}, culprit=None, says="LVEVAL_MEMORY_LIMIT"),
+    Case("memory-limit-negative", R(), env={"LVEVAL_MEMORY_LIMIT": "-5"}, culprit=None, says="LVEVAL_MEMORY_LIMIT"),
+    Case("memory-ground-truth", R(), env={"LVEVAL_MEMORY_LIMIT": "5000"}, culprit="gt",
+         says="loading this ground truth needs about"),
+    Case("memory-vocabulary", R(), gt=G(lambda g: g["categories"].extend(
+        {"id": 10 + i, "name": f"c{i}", "frequency": "r"} for i in range(20_000))),
+         env={"LVEVAL_MEMORY_LIMIT": str(300 << 20)}, culprit="gt", says="categories would fit"),
+    Case("memory-one-large-string", R(lambda r: r[0].update(caption="x" * (8 << 20))),
+         env={"LVEVAL_MEMORY_LIMIT": str(100 << 20)}, says="lveval topk"),
+    # the general path (msgspec, RLE objects) holds 12x the file; the compiled mask reader 1.5x
+    Case("memory-masks", M(lambda r: r.extend(r * 400)), args=("--iou-type", "segm"),
+         env={"LVEVAL_MEMORY_LIMIT": str(84 << 20), "LVEVAL_PURE_JSON": "1"}, says="lveval topk"),
 ]
 
 
@@ -305,7 +345,7 @@ def _check_above_one(out, err, runs):
 
 def _check_outside(out, err, runs):
     assert out["flagged"] == {"boxes outside the image (evaluated as given)": 2}
-    assert any("outside their image" in ln for ln in err.splitlines())
+    assert sum("outside" in ln for ln in err.splitlines()) == 1   # said once, not as a note and a warning
     assert _figures(out) != _figures(runs["ok-base"]["out"])   # the boxes were evaluated, not dropped
 
 
@@ -315,6 +355,12 @@ def _check_skipped(expected):
         assert _figures(out) == _figures(runs["ok-base"]["out"])
         for reason, n in expected.items():
             assert f"skipped: {n} {'record' if n == 1 else 'records'} ({reason})" in err
+    return check
+
+
+def _holds(predicate):
+    def check(out, err, runs):
+        assert predicate(out, err, runs), err
     return check
 
 
@@ -370,6 +416,24 @@ OK = [
          check=_same_figures_as("ok-segm-json")),
     Case("ok-memory-limit-generous", R(), env={"LVEVAL_MEMORY_LIMIT": str(1 << 30)},
          check=_same_figures_as("ok-base")),
+    # issue 16
+    Case("ok-gzip-results", __import__("gzip").compress(R()), ext=".json.gz", check=_same_figures_as("ok-base")),
+    Case("ok-gzip-content-named-json", __import__("gzip").compress(R()), check=_same_figures_as("ok-base")),
+    Case("ok-gzip-jsonl", __import__("gzip").compress(b"\n".join(rec(i) for i in range(5))), ext=".jsonl.gz",
+         check=_same_figures_as("ok-base")),
+    Case("ok-gzip-ground-truth", R(), gt=__import__("gzip").compress(G()), check=_same_figures_as("ok-base")),
+    Case("ok-huge-box-no-runtime-warning", R(lambda r: r.append(dict(r[0], bbox=[1, 1, 1e200, 1e200], score=0.01))),
+         check=_holds(lambda out, err, runs: "RuntimeWarning" not in err and "numpy" not in err)),
+    Case("ok-budget-said-once-shortly", R(), check=_holds(lambda out, err, runs: (
+        [ln for ln in err.splitlines() if "fewer than" in ln] == [
+            "warning: 3 of 3 classes have fewer than 10000 detections, AP-Fixed's budget; to fill it, output more "
+            "per class (lower the score threshold, raise the per-image limit)"]))),
+    Case("ok-coverage-notice", R(lambda r: r.__setitem__(slice(None), [x for x in r if x["image_id"] == 1])),
+         check=_holds(lambda out, err, runs: any("results cover 1 of the ground truth's 2 images" in w
+                                                 for w in out["warnings"]) and "results cover 1 of" in err)),
+    Case("ok-lvis-area-zero-annotation", R(), gt=G(lambda g: g["annotations"][3].update(area=0)),
+         check=_holds(lambda out, err, runs: out["skipped"] == {
+             "annotations with area 0 (LVIS rules drop them, as lvis-api does)": 1})),
 ]
 
 BY_ID = {c.id: c for c in BAD + OK}
@@ -405,8 +469,12 @@ CLI_BAD = [
     "parquet-score-strings", "parquet-null-category", "parquet-nan-score", "gt-not-json",
     "gt-missing-annotations", "gt-no-images", "gt-duplicate-image-id", "gt-duplicate-annotation-id",
     "gt-category-without-frequency", "results-too-large-for-memory",
+    "results-nested-100k-arrays", "results-repeated-key", "results-utf16", "gt-utf16", "results-is-an-lvis-gt-file",
+    "protocols-bogus", "scheduler-not-a-url", "scheduler-port-closed", "scheduler-plain-tcp-elsewhere",
+    "memory-limit-inf", "memory-ground-truth", "memory-vocabulary",
 ]
-CLI_OK = ["ok-base", "ok-scores-above-1", "ok-boxes-outside-image", "ok-skip-both", "ok-empty-array"]
+CLI_OK = ["ok-base", "ok-scores-above-1", "ok-boxes-outside-image", "ok-skip-both", "ok-empty-array",
+          "ok-gzip-results", "ok-gzip-ground-truth", "ok-huge-box-no-runtime-warning", "ok-budget-said-once-shortly"]
 
 
 def _run_subprocess(case: Case, d) -> dict:
@@ -490,14 +558,14 @@ def check_bad(case: Case, o: dict) -> None:
     lines = o["stderr"].splitlines()
     assert len(lines) == 1, o["stderr"]
     msg = lines[0]
-    culprit = str(o["paths"][case.culprit])
+    culprit = str(o["paths"][case.culprit]) if case.culprit else ""
     assert msg.startswith("lveval: error: " + culprit), msg
     for pat in _pointer(case):
         assert re.search(pat, msg), (pat, msg)
     if case.record is None:
-        assert "record" not in msg.replace(culprit, ""), msg
+        assert "record" not in (msg.replace(culprit, "") if culprit else msg), msg
     assert case.says in msg, msg
-    assert len(msg.replace(culprit, "")) < 220, msg   # one readable line, not a dump
+    assert len(msg.replace(culprit, "") if culprit else msg) < 320, msg   # one readable line, not a dump
     assert not o["paths"]["out"].exists()
     assert not [f for f in os.listdir(o["dir"]) if f.startswith(".tmp-")]   # no partial output left
     assert o["stdout"] == ""   # no table printed for a failed run
@@ -535,3 +603,277 @@ def test_case_lists():
     """At least 25 bad-input kinds run through the real command line (issue 7's acceptance)."""
     assert len(set(CLI_BAD)) == len(CLI_BAD) >= 25
     assert set(CLI_BAD) <= {c.id for c in BAD} and set(CLI_OK) <= {c.id for c in OK}
+
+
+# ---------------------------------------------------------------------------------------------
+# Other commands (issue 16): topk, convert, report, audit, partition, scores --plots. Every bad case
+# runs the real command line in a directory holding the outputs of an earlier run; afterwards the
+# directory must hold exactly the same files with the same bytes (nothing written, replaced or left
+# behind), and stderr one line (exit 2) naming the path at fault.
+
+@dataclass
+class Cmd:
+    id: str
+    argv: Callable            # paths dict -> arguments after `lveval`
+    says: str
+    culprit: Optional[str] = None   # key of the path the message starts with
+    prepare: Optional[Callable] = None
+    record: Optional[int] = None
+    line: Optional[int] = None
+    field: Optional[str] = None
+
+
+def _pretty_jsonl(p):
+    p.write_bytes(b"\n".join(json.dumps(r, indent=1).encode() for r in results_list()) + b"\n")
+
+
+def _planted_link(p):
+    """The plots directory holds a symbolic link named like the plot, pointing out of it."""
+    p["plots"].mkdir()
+    os.symlink(p["victim"], p["plots"] / "scores.png")
+
+
+def _other_users_file(p):
+    p["locked"].write_bytes(b"somebody else's\n")
+    os.chmod(p["locked"], 0o444)
+    if os.geteuid() == 0:
+        os.chown(p["locked"], 12345, 12345)
+
+
+CMD_BAD = [
+    Cmd("report-out-is-a-file", lambda p: ["report", p["gt"], p["results"], "--out", p["old"]],
+        "is a file; expected an output directory", culprit="old"),
+    Cmd("audit-out-is-a-file", lambda p: ["audit", p["gt"], p["results"], "--out", p["old"]],
+        "is a file; expected an output directory", culprit="old"),
+    Cmd("topk-out-is-a-directory", lambda p: ["topk", p["results"], "--out", p["dir"]],
+        "is a directory; expected an output file name", culprit="dir"),
+    Cmd("topk-out-in-a-missing-directory", lambda p: ["topk", p["results"], "--out", p["dir"] / "no" / "t.json"],
+        "the output's directory does not exist"),
+    Cmd("convert-full-disk", lambda p: ["convert", p["results"], "/dev/full"], "No space left on device"),
+    Cmd("topk-full-disk", lambda p: ["topk", p["results"], "--out", "/dev/full"], "No space left on device"),
+    Cmd("evaluate-json-full-disk", lambda p: ["evaluate", p["gt"], p["results"], "--json", "/dev/full"],
+        "No space left on device"),
+    Cmd("evaluate-json-not-writable-for-this-user",
+        lambda p: ["evaluate", p["gt"], p["results"], "--json", p["locked"]], "permission denied", culprit="locked",
+        prepare=_other_users_file),
+    Cmd("scores-plots-planted-symlink", lambda p: ["scores", p["gt"], p["results"], "--plots", p["plots"]],
+        "is a symbolic link inside the output directory", prepare=_planted_link),
+    Cmd("calibrate-bench-plots-planted-symlink",
+        lambda p: ["calibrate", "bench", "--gt", p["gt"], "--results", p["results"], "--kfold", "2", "--methods",
+                   "platt", "--plots", p["plots"], "--quiet"],
+        "is a symbolic link inside the output directory", prepare=lambda p: (
+            p["plots"].mkdir(), os.symlink(p["victim"], p["plots"] / "uncalibrated.png"))),
+    Cmd("topk-pretty-printed-jsonl", lambda p: ["topk", p["pretty"], "--out", p["dir"] / "t.json"],
+        "spans several lines", culprit="pretty", line=1, prepare=lambda p: _pretty_jsonl(p["pretty"])),
+    Cmd("evaluate-pretty-printed-jsonl", lambda p: ["evaluate", p["gt"], p["pretty"]], "not valid JSON",
+        culprit="pretty", prepare=lambda p: _pretty_jsonl(p["pretty"])),
+    Cmd("topk-repeated-key", lambda p: ["topk", p["dup"], "--out", p["dir"] / "t.json"], "key repeated",
+        culprit="dup", record=2, field="score",
+        prepare=lambda p: p["dup"].write_bytes(R().replace(b'"score":0.7', b'"score":0.7,"score":-1'))),
+    Cmd("topk-nested-100k-arrays", lambda p: ["topk", p["dup"], "--out", p["dir"] / "t.json"],
+        "nested more than 200 levels", culprit="dup", record=1,
+        prepare=lambda p: p["dup"].write_bytes(R().replace(b'"score":0.8', b'"score":0.8,"x":' + b"[" * 100_000
+                                                           + b"]" * 100_000))),
+    Cmd("topk-gt-unknown-image", lambda p: ["topk", p["dup"], "--gt", p["gt"], "--out", p["dir"] / "t.json"],
+        "unknown image_id 999", culprit="dup", record=3, field="image_id",
+        prepare=lambda p: p["dup"].write_bytes(R(_set(3, image_id=999)))),
+]
+
+
+def _dev_full() -> bool:
+    import stat
+
+    return os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def _cmd_paths(d) -> dict:
+    p = {"gt": d / "gt.json", "results": d / "results.json", "old": d / "old.json", "dir": d / "outdir",
+         "plots": d / "plots", "victim": d / "victim.txt", "locked": d / "locked.json", "pretty": d / "p.jsonl",
+         "dup": d / "dup.json"}
+    p["gt"].write_bytes(G())
+    p["results"].write_bytes(R())
+    p["old"].write_bytes(b'{"an earlier output": true}\n')
+    p["dir"].mkdir()
+    (p["dir"] / "report.html").write_bytes(b"<p>an earlier report</p>\n")
+    p["victim"].write_bytes(b"must stay as it is\n")
+    return p
+
+
+def _tree(d) -> dict:
+    """Every file, link and directory under ``d``: (kind, mode, owner, content digest or link target)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(d):
+        for name in dirs + files:
+            q = os.path.join(dirpath, name)
+            st = os.lstat(q)
+            if os.path.islink(q):
+                out[q] = ("link", os.readlink(q))
+            elif os.path.isdir(q):
+                out[q] = ("dir", st.st_mode)
+            else:
+                with open(q, "rb") as f:
+                    out[q] = ("file", st.st_mode, st.st_uid, st.st_gid, hash(f.read()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cmd_runs(tmp_path_factory):
+    def one(case):
+        d = tmp_path_factory.mktemp(case.id)
+        p = _cmd_paths(d)
+        if case.prepare:
+            case.prepare(p)
+        before = _tree(d)
+        dev_full = os.stat("/dev/full").st_mode if _dev_full() else None
+        r = run_cli(case.argv(p))
+        return {"rc": r.returncode, "stderr": r.stderr, "stdout": r.stdout, "paths": p, "before": before,
+                "after": _tree(d), "dev_full": (dev_full, os.stat("/dev/full").st_mode if dev_full else None)}
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 2) as pool:
+        return dict(zip([c.id for c in CMD_BAD], pool.map(one, CMD_BAD)))
+
+
+@pytest.mark.parametrize("case", CMD_BAD, ids=[c.id for c in CMD_BAD])
+def test_bad_command(case, cmd_runs):
+    o = cmd_runs[case.id]
+    if case.id.endswith("full-disk") and not _dev_full():
+        pytest.skip("needs /dev/full (a character device)")
+    assert o["rc"] == 2, (o["rc"], o["stderr"])
+    assert "Traceback" not in o["stderr"]
+    lines = o["stderr"].splitlines()
+    assert len(lines) == 1, o["stderr"]
+    msg = lines[0]
+    assert msg.startswith("lveval: error: " + (str(o["paths"][case.culprit]) if case.culprit else "")), msg
+    assert case.says in msg, msg
+    for pat in _pointer(case):
+        assert re.search(pat, msg), (pat, msg)
+    assert o["after"] == o["before"]   # nothing written, replaced, chmod-ed or left behind
+    assert o["dev_full"][0] == o["dev_full"][1]   # /dev/full is still the device it was
+
+
+def test_report_full_disk_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    """A disk that fills up while the report is written (simulated: the temporary file is /dev/full)."""
+    if not _dev_full():
+        pytest.skip("needs /dev/full (a character device)")
+    import tempfile
+
+    from lveval import atomic
+    from lveval.cli import main
+
+    p = _cmd_paths(tmp_path)
+    real = tempfile.mkstemp
+
+    def full_mkstemp(*a, **kw):
+        fd, name = real(*a, **kw)
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, fd)
+        os.close(full)
+        return fd, name
+    before = _tree(tmp_path)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", full_mkstemp)
+    rc = main(["report", str(p["gt"]), str(p["results"]), "--out", str(p["dir"]), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().splitlines() == [
+        f"lveval: error: {p['dir'] / 'report.html'}: cannot write the output (No space left on device)"], err
+    assert _tree(tmp_path) == before
+
+
+def test_broken_pipe_is_quiet_and_the_json_is_still_written(tmp_path, gt_file, results_file):
+    out = tmp_path / "out.json"
+    cmd = " ".join(f"'{x}'" for x in [*__import__("tests.reliability.relkit", fromlist=["LVEVAL"]).LVEVAL, "evaluate", gt_file, results_file, "--json", out])
+    r = __import__("subprocess").run(f"{cmd} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}", shell=True,
+                                     executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "0", r
+    assert "Traceback" not in r.stderr and "Broken" not in r.stderr, r.stderr
+    assert json.loads(out.read_text())["old"]
+
+
+def test_pipes_and_process_substitution(tmp_path, gt_file, results_file):
+    import gzip
+    import subprocess
+
+    from tests.reliability import relkit
+
+    ref = run_cli(["evaluate", gt_file, results_file, "--quiet"]).stdout
+    gz = tmp_path / "r.json.gz"
+    gz.write_bytes(gzip.compress(results_file.read_bytes()))
+    lv = " ".join(f"'{x}'" for x in relkit.LVEVAL)
+    for shell in (f"{lv} evaluate '{gt_file}' <(zcat '{gz}') --quiet",                  # process substitution
+                  f"zcat '{gz}' | {lv} evaluate '{gt_file}' /dev/stdin --quiet",       # a pipe
+                  f"{lv} evaluate <(cat '{gt_file}') '{gz}' --quiet",                  # GT from a pipe, .gz results
+                  f"{lv} evaluate '{gt_file}' <(gzip -c '{results_file}') --quiet"):   # compressed stream
+        r = subprocess.run(shell, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+        assert (r.returncode, r.stdout, r.stderr) == (0, ref, ""), shell
+
+
+def test_zstd_inputs(tmp_path, gt_file, results_file):
+    zstandard = pytest.importorskip("zstandard")
+    z = tmp_path / "r.json.zst"
+    z.write_bytes(zstandard.ZstdCompressor().compress(results_file.read_bytes()))
+    g = tmp_path / "gt.json.zst"
+    g.write_bytes(zstandard.ZstdCompressor().compress(gt_file.read_bytes()))
+    ref = run_cli(["evaluate", gt_file, results_file, "--quiet"]).stdout
+    r = run_cli(["evaluate", g, z, "--quiet"])
+    assert (r.returncode, r.stdout) == (0, ref), r.stderr
+    r = run_cli(["topk", z, "--out", tmp_path / "t.json"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "t.json").read_text()) == results_list()
+
+
+def test_topk_reads_what_evaluate_reads(tmp_path, gt_file):
+    """A byte-order mark (evaluate accepts it) and gzip input; the records come out unchanged."""
+    import gzip
+
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + R())
+    gz = tmp_path / "r.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"\n".join(rec(i) for i in range(5)) + b"\n"))
+    for src in (bom, gz):
+        out = tmp_path / (src.name + ".out.json")
+        r = run_cli(["topk", src, "--out", out])
+        assert r.returncode == 0, r.stderr
+        assert json.loads(out.read_text()) == results_list()
+        assert run_cli(["evaluate", gt_file, src]).returncode == 0
+
+
+def test_outputs_keep_their_mode_and_write_through_fifos_and_links(tmp_path, gt_file, results_file):
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    os.chmod(out, 0o640)
+    assert run_cli(["evaluate", gt_file, results_file, "--json", out]).returncode == 0
+    assert os.stat(out).st_mode & 0o777 == 0o640 and json.loads(out.read_text())["old"]
+    target = tmp_path / "target.json"
+    link = tmp_path / "link.json"
+    os.symlink(target, link)   # a link the user gave: followed, the link stays
+    assert run_cli(["evaluate", gt_file, results_file, "--json", link]).returncode == 0
+    assert os.path.islink(link) and json.loads(target.read_text())["old"]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    assert run_cli(["evaluate", gt_file, results_file, "--json", fifo]).returncode == 0
+    reader.join(30)
+    assert json.loads(got[0])["old"] and __import__("stat").S_ISFIFO(os.stat(fifo).st_mode)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_partition_removes_part_files_of_an_earlier_run_with_more_shards(tmp_path, results_file):
+    parts = tmp_path / "parts"
+    assert run_cli(["partition", results_file, parts, "--shards", "3"]).returncode == 0
+    assert len(list(parts.glob("part-*.parquet"))) == 3
+    assert run_cli(["partition", results_file, parts, "--shards", "2"]).returncode == 0
+    manifest = json.loads((parts / "manifest.json").read_text())
+    assert sorted(f.name for f in parts.glob("part-*.parquet")) == sorted(x["file"] for x in manifest["parts"])
+    assert len(manifest["parts"]) == 2
+
+
+def test_report_draws_names_that_look_like_tex(tmp_path, results_file):
+    g = gt_dict()
+    g["categories"][0]["name"] = "$\\foo$"
+    g["categories"][1]["name"] = "a_b$x"
+    (tmp_path / "gt.json").write_bytes(dumps(g))
+    r = run_cli(["report", tmp_path / "gt.json", results_file, "--out", tmp_path / "rep", "--classes", "$\\foo$"])
+    assert r.returncode == 0, r.stderr
+    assert "$\\foo$" in (tmp_path / "rep" / "report.html").read_text()

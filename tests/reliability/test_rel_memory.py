@@ -19,7 +19,7 @@ from tests.reliability.relkit import results_list, run_cli
 
 MESSAGE = re.compile(r"^(?P<path>.+) is [\d.]+ (bytes|KB|MB|GB); evaluating it needs about [\d.]+ (bytes|KB|MB|GB) "
                      r"but only (?P<avail>[\d.]+ (bytes|KB|MB|GB)) is available; reduce it with "
-                     r"`lveval topk (?P=path) --per-class 10000 --out smaller.json` first$")
+                     r"`lveval topk (?P=path) --max-dets-per-class 10000 --out smaller.json` first$")
 
 
 @pytest.fixture
@@ -166,9 +166,101 @@ def test_the_suggested_topk_command_works(tmp_path, gt_file):
     p = run_cli(["evaluate", gt_file, big, "--quiet"], env=limit)
     assert p.returncode == 2, p.stderr
     command = re.search(r"`lveval (topk [^`]+)`", p.stderr).group(1).split()
-    assert command == ["topk", str(big), "--per-class", "10000", "--out", "smaller.json"]
+    assert command == ["topk", str(big), "--max-dets-per-class", "10000", "--out", "smaller.json"]
     r = subprocess.run([sys.executable, "-m", "lveval.cli", *command], cwd=tmp_path, capture_output=True,
                        text=True, env={**os.environ, **limit})
     assert r.returncode == 0, r.stderr
     p = run_cli(["evaluate", gt_file, tmp_path / "smaller.json", "--quiet"], env=limit)
     assert p.returncode == 0, p.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 16: the ground truth, the vocabulary, record sizes and masks count too
+
+VOCAB_PEAK = textwrap.dedent("""
+    import json, os, sys
+    import lveval, lveval.metrics
+    from lveval.io.gt import load_gt
+    from lveval.io.jsonfile import estimate_memory, gt_memory, vocabulary_memory
+
+    def high_water():
+        for ln in open("/proc/self/status"):
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1]) * 1024
+
+    base = high_water()
+    gt = load_gt(sys.argv[1])
+    after_gt = high_water()
+    lveval.evaluate(gt, sys.argv[2])
+    grew = high_water() - after_gt
+    est = estimate_memory(sys.argv[2], os.path.getsize(sys.argv[2]), "json",
+                          vocabulary=vocabulary_memory(gt.num_categories, gt.num_images))
+    print(after_gt - base, gt_memory(os.path.getsize(sys.argv[1])), grew, est)
+""")
+
+
+def test_ground_truth_and_vocabulary_estimates_are_not_below_the_real_peaks(tmp_path):
+    """A 4,000-class ground truth (the bundled images and annotations, every class defined): loading it
+    and evaluating on it stay within the estimates, which are not more than 6x the peaks."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc/self/status")
+    from lveval.simulate import simulate
+
+    g = orjson.loads(open(lveval.data_path(), "rb").read())
+    top = max(c["id"] for c in g["categories"])
+    g["categories"] += [{"id": top + 1 + i, "name": f"extra {i}", "frequency": "r"} for i in range(4000 - len(g["categories"]))]
+    gp = tmp_path / "gt.json"
+    gp.write_bytes(orjson.dumps(g))
+    rp = tmp_path / "r.json"
+    rp.write_bytes(orjson.dumps(simulate(lveval.data_path(), seed=0, candidates_per_image=300)))
+    r = subprocess.run([sys.executable, "-c", VOCAB_PEAK, str(gp), str(rp)], capture_output=True, text=True, check=True)
+    gt_grew, gt_est, grew, est = map(int, r.stdout.split())
+    assert gt_grew <= gt_est <= 6 * max(gt_grew, 1 << 20), (gt_grew, gt_est)
+    assert grew <= est <= 6 * grew, (grew, est)
+
+
+def test_a_huge_vocabulary_is_refused_before_allocating(tmp_path, monkeypatch):
+    """200,000 categories need ~15 GB of per-class arrays: refused at once with what would fit."""
+    import time
+
+    g = {"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
+         "categories": [{"id": i + 1, "name": str(i)} for i in range(200_000)]}
+    gp = tmp_path / "gt.json"
+    gp.write_bytes(orjson.dumps(g))
+    rp = tmp_path / "r.json"
+    rp.write_bytes(b"[]")
+    t = time.perf_counter()
+    p = run_cli(["evaluate", gp, rp], env={"LVEVAL_MEMORY_LIMIT": "8e9"})
+    assert p.returncode == 2, p.stderr
+    need = re.escape(jsonfile.human_bytes(jsonfile.vocabulary_memory(200_000, 1)))
+    assert re.fullmatch(rf"lveval: error: {re.escape(str(gp))}: 200000 categories x 1 images need about {need} "
+                        r"for the per-class arrays but only 7\.\d GB is available \(about \d+ categories would "
+                        r"fit\)\n", p.stderr), p.stderr
+    assert time.perf_counter() - t < 30
+
+
+def test_a_ground_truth_too_large_is_refused_before_reading(monkeypatch, tmp_path):
+    from lveval.io.gt import load_gt
+
+    gp = tmp_path / "gt.json"
+    gp.write_bytes(orjson.dumps({"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
+                                 "categories": [{"id": 1, "name": "x" * 5000}]}))
+    monkeypatch.setenv("LVEVAL_MEMORY_LIMIT", "20000")
+    monkeypatch.setattr("lveval.io.gt.read_bytes", lambda *a, **k: pytest.fail("read before the check"))
+    need = jsonfile.human_bytes(gp.stat().st_size * jsonfile.GT_FACTOR)
+    with pytest.raises(ResourceError, match=rf"loading this ground truth needs about {re.escape(need)} but only 19\.5 KB"):
+        load_gt(str(gp))
+
+
+def test_a_pipe_is_not_consumed_by_the_estimate(tmp_path, gt_file):
+    """The estimate of a pipe's results is made from the bytes read once (the check still applies)."""
+    import subprocess as sp
+
+    data = orjson.dumps(results_list() * 2000)
+    cmd = [sys.executable, "-m", "lveval.cli", "evaluate", str(gt_file), "/dev/stdin", "--quiet"]
+    env = {**os.environ, "LVEVAL_MEMORY_LIMIT": str(1 << 30)}
+    r = sp.run(cmd, input=data, capture_output=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    env["LVEVAL_MEMORY_LIMIT"] = "2000000"
+    r = sp.run(cmd, input=data, capture_output=True, env=env, timeout=120)
+    assert r.returncode == 2 and b"lveval topk" in r.stderr, r.stderr

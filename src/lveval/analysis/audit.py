@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_write
+from ..atomic import atomic_write, output_dir
 from ..output import write_json
 from . import plots
 from .common import Session, limit_json, limit_label
@@ -288,7 +288,7 @@ Detectors: The Devil is in the Details</i> (2021).</small></p>
 
 def write_audit(s: Session, out_dir: str) -> dict:
     """Run the audit and write index.html, report.md, figures.json and the PNG plots into ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
+    output_dir(out_dir)
     fig = run_audit(s)
     P = fig["protocols"]
     images = {"protocols": "protocols.png", "cap_sweep": "cap_sweep.png", "rerank": "rerank.png",
@@ -309,9 +309,9 @@ def write_audit(s: Session, out_dir: str) -> dict:
         images["subsets"] = "subsets.png"
         plots.plot_subsets(fig["subsets"], j(images["subsets"]))
     fig["files"] = sorted(["index.html", "report.md", "figures.json"] + list(images.values()))
-    with atomic_write(j("report.md"), "w", encoding="utf-8") as fh:
+    with atomic_write(j("report.md"), "w", encoding="utf-8", inside=out_dir) as fh:
         fh.write(markdown(fig, images))
-    with atomic_write(j("index.html"), "w", encoding="utf-8") as fh:
+    with atomic_write(j("index.html"), "w", encoding="utf-8", inside=out_dir) as fh:
         fh.write(html_page(fig, images))
-    write_json(j("figures.json"), fig)
+    write_json(j("figures.json"), fig, inside=out_dir)
     return fig

@@ -1,6 +1,8 @@
 """PNG figures of the analyses (matplotlib, Agg backend; values in percent)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..atomic import atomic_write
@@ -15,15 +17,20 @@ def _plt():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3})
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
+                         "text.parse_math": False})   # labels are data (class names), not TeX
     return plt
 
 
 def _save(fig, path: str) -> None:
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    """Plots go into directories lveval fills: symbolic links there are refused (see atomic_write)."""
     import matplotlib.pyplot as plt
-    plt.close(fig)
+
+    try:
+        with atomic_write(path, "wb", inside=os.path.dirname(path) or ".") as f:
+            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _legend_below(ax, handles=None, labels=None) -> None:

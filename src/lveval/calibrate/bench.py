@@ -109,7 +109,9 @@ def bench(gt: Any, results: Any, *, train_gt: Any = None, train_results: Any = N
     base_samples = test.labeller.samples()
     plots = None if plots_dir is None else os.fspath(plots_dir)
     if plots:
-        os.makedirs(plots, exist_ok=True)
+        from ..atomic import output_dir
+
+        output_dir(plots)
 
     def run(name: str, scores: np.ndarray, title: str) -> dict[str, Any]:
         dets = test.with_scores(scores)
@@ -123,7 +125,7 @@ def bench(gt: Any, results: Any, *, train_gt: Any = None, train_results: Any = N
                     and name != "uncalibrated")
             reliability_diagram(series if same else s.score, s.label.astype(np.int64),
                                 os.path.join(plots, f"{_slug(name)}.png"), n_bins=ece_bins,
-                                title=f"{title} (IoU {iou:g}, {len(s)} detections)")
+                                title=f"{title} (IoU {iou:g}, {len(s)} detections)", inside=plots)
         return {"pooled": r.pooled, "fixed": r.fixed, "ece": detail["overall"], "ece_detail": detail}
 
     out: dict[str, Any] = {}

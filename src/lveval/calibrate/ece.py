@@ -137,6 +137,7 @@ def reliability_diagram(
     path: str | os.PathLike[str],
     n_bins: int = 15,
     title: str | None = None,
+    inside: str | None = None,
 ) -> ReliabilityBins | dict[str, ReliabilityBins]:
     """Write a reliability diagram PNG and return the bin statistics.
 
@@ -204,5 +205,9 @@ def reliability_diagram(
     axc.grid(True, axis="y", alpha=0.3)
     if k > 1:
         axc.legend(loc="upper center", fontsize=8, ncol=min(k, 4), framealpha=0.9)
-    fig.savefig(os.fspath(path), bbox_inches="tight")
+    from ..atomic import atomic_write
+
+    # the safe writer (``inside``: the output directory, where symbolic links are refused)
+    with atomic_write(os.fspath(path), "wb", inside=inside) as f:
+        fig.savefig(f, format="png", bbox_inches="tight")
     return next(iter(stats.values())) if single else stats

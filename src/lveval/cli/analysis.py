@@ -6,6 +6,7 @@ import sys
 import time
 
 from ..analysis.common import Session, limit_label, parse_limits
+from ..atomic import output_dir
 from ..exceptions import InputError
 from ..table import fmt
 from .options import deprecated_alias, max_dets_options
@@ -146,7 +147,7 @@ def cmd_sweep(a, eval_kwargs) -> int:
               f"({sep['total_s'] / max(t['total_s'], 1e-9):.1f}x as long)")
     if a.plots:
         from ..analysis import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         budget = s.budget()
         s.ensure_matched(budget)   # the default budget may lie outside the swept settings
         fixed = s.fixed(budget)
@@ -177,7 +178,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
               + (f"{100 * r['delta']:+9.2f}" if r["delta"] is not None else f"{'-':>9}"))
     if a.plots:
         from ..analysis import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_subsets(res, os.path.join(a.plots, "subsets.png"))
     _write_json(a, res)
     return 0
@@ -192,7 +193,7 @@ def cmd_scores(a, eval_kwargs) -> int:
     print(table(res))
     if a.plots:
         from ..analysis import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_scores(res, os.path.join(a.plots, "scores.png"))
     _write_json(a, res)
     return 0
@@ -220,7 +221,7 @@ def cmd_nms(a, eval_kwargs) -> int:
     print(f"\nNMS for all thresholds: {res['timing']['nms_s']:.2f} s; total {res['timing']['total_s']:.2f} s")
     if a.plots:
         from ..analysis import plots
-        os.makedirs(a.plots, exist_ok=True)
+        output_dir(a.plots)
         plots.plot_nms(res, os.path.join(a.plots, "nms.png"))
     _write_json(a, res)
     return 0
@@ -230,6 +231,7 @@ def cmd_nms(a, eval_kwargs) -> int:
 def cmd_audit(a, eval_kwargs) -> int:
     from ..analysis.audit import write_audit
     t0 = time.perf_counter()
+    output_dir(a.out)   # before the run: --out naming a file is refused at once
     s = _session(a, eval_kwargs)
     fig = write_audit(s, a.out)
     f = fig["findings"]

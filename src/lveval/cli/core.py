@@ -29,9 +29,9 @@ def cmd_evaluate(a) -> int:
         r = evaluate_distributed(a, protocols)
     else:
         r = evaluate(a.gt, a.results, protocols=protocols, progress=auto_enabled(a.quiet), **eval_kwargs(a))
-    print_result(r, a.quiet)
-    if a.json:
+    if a.json:   # written before anything is printed: a failed write is then the only line
         write_json(a.json, r.to_dict())
+    print_result(r, a.quiet)
     return 0
 
 

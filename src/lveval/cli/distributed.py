@@ -12,7 +12,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --scheduler, --workers and --shards to ``lveval evaluate``."""
     g = parser.add_argument_group("sharded evaluation (needs: pip install 'lveval[distributed]')")
     g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="evaluate on this Dask scheduler (e.g. tcp://host:8786), sharded by class")
+                   help="evaluate on this Dask scheduler, sharded by class: tls://host:8786 (verified with "
+                   "the --tls-* files or Dask's TLS configuration), or tcp:// on this machine")
+    g.add_argument("--tls-ca-file", metavar="PEM", default=None,
+                   help="CA certificate that signed the tls:// scheduler's certificate")
+    g.add_argument("--tls-cert", metavar="PEM", default=None, help="client certificate for a tls:// scheduler")
+    g.add_argument("--tls-key", metavar="PEM", default=None, help="client private key for a tls:// scheduler")
+    g.add_argument("--insecure-scheduler", action="store_true",
+                   help="allow plain tcp:// to another machine: whoever answers there can run code in "
+                   "this process (see docs/distributed.md)")
     g.add_argument("--workers", metavar="N", type=int, default=None,
                    help="evaluate on a local Dask cluster of N worker processes, sharded by class")
     g.add_argument("--shards", metavar="S", type=int, default=None,
@@ -35,7 +43,13 @@ def evaluate_distributed(args, protocols: list):
         raise OptionError("workers", f"expected at least 1 worker process, got {args.workers}")
     if args.shards is not None and args.shards < 1:
         raise OptionError("shards", f"expected at least 1 shard, got {args.shards}")
-    return evaluate(args.gt, args.results, protocols=protocols, scheduler=args.scheduler,
+    scheduler, security = args.scheduler, None
+    if scheduler:   # checked before anything is loaded: one line, exit 2, no 30 s wait
+        from ..distributed.trust import check_scheduler
+
+        scheduler, security = check_scheduler(scheduler, insecure=args.insecure_scheduler,
+                                              ca_file=args.tls_ca_file, cert=args.tls_cert, key=args.tls_key)
+    return evaluate(args.gt, args.results, protocols=protocols, scheduler=scheduler, security=security,
                     workers=None if args.scheduler else args.workers, shards=args.shards,
                     progress=auto_enabled(args.quiet), **_eval_kwargs(args))
 

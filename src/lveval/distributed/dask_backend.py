@@ -37,15 +37,27 @@ def _import_distributed():
 
 
 @contextlib.contextmanager
-def client_for(client=None, workers: int | None = None, scheduler: str | None = None):
-    """``client`` as given; else a Client of ``scheduler``; else a local cluster of ``workers``
-    processes (one thread each); else the current default client, or a local cluster."""
+def client_for(client=None, workers: int | None = None, scheduler: str | None = None, *,
+               security=None, insecure_scheduler: bool = False):
+    """``client`` as given; else a Client of ``scheduler`` (checked first: see :mod:`.trust`; ``security``:
+    Dask's ``Security`` for tls://, default from Dask's configuration); else a local cluster of
+    ``workers`` processes (one thread each); else the current default client, or a local cluster."""
     distributed = _import_distributed()
     if client is not None:
         yield client
         return
     if scheduler:
-        with distributed.Client(scheduler) as c:
+        from . import trust
+
+        if not isinstance(scheduler, trust.Checked):
+            scheduler, security = trust.check_scheduler(scheduler, insecure=insecure_scheduler, security=security)
+        try:
+            c = distributed.Client(scheduler, security=security, timeout=trust.CONNECT_TIMEOUT * 2)
+        except (OSError, TimeoutError) as exc:
+            from ..exceptions import InputError
+
+            raise InputError(f"--scheduler: cannot connect to {scheduler} ({exc})".split("\n")[0][:300]) from None
+        with c:
             yield c
         return
     if workers is None:
@@ -77,8 +89,27 @@ def local_cluster(n_workers: int, **kwargs):
            if k != "MALLOC_TRIM_THRESHOLD_"}
     opts = dict(threads_per_worker=1, processes=True, dashboard_address=":0")
     opts.update(kwargs)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), _children_ignore_sigint():
         return distributed.LocalCluster(n_workers=n_workers, **opts)
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Worker processes started inside the block ignore SIGINT (an ignored signal stays ignored across
+    fork and exec): Ctrl-C reaches the whole process group, and the driver alone handles it (removes its
+    temporary files, closes the cluster, prints one line) instead of every worker printing a traceback.
+    The price: a Ctrl-C during the cluster's start (a second or two) is ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _submit(c, fn, *args, key):
@@ -166,11 +197,13 @@ _CHECK_ORDER = {"score": 0, "bbox": 2, "image_id": 3, "category_id": 4}
 
 
 def evaluate(gt: Any, results: Any, params: Params | None = None, *, client=None, workers: int | None = None,
-             shards: int | None = None, progress: bool = False, scheduler: str | None = None,
-             **options: Any) -> EvalResult:
+             shards: int | None = None, progress: bool = False, scheduler: str | None = None, security=None,
+             insecure_scheduler: bool = False, **options: Any) -> EvalResult:
     """``lveval.evaluate`` sharded by class on a Dask cluster; the same figures, exactly.
 
-    ``client``: a ``distributed.Client``; or ``scheduler``: its address; or
+    ``client``: a ``distributed.Client``; or ``scheduler``: its address (tls:// with ``security``, Dask's
+    ``Security``, or from Dask's configuration; plain tcp:// only to loopback unless
+    ``insecure_scheduler``: a scheduler can run code in this process); or
     ``workers``: start a local cluster of that many processes for this call.
     ``shards``: number of class shards (default: 4 per worker thread; a
     class-partitioned directory keeps its own). ``results`` may also be a
@@ -201,7 +234,7 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *, client=None
         with stage("loading ground truth", "gt"):
             g = load_gt(gt, dataset=dataset)
             params = base.resolve(g.kind)
-        with client_for(client, workers, scheduler) as c:
+        with client_for(client, workers, scheduler, security=security, insecure_scheduler=insecure_scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))
                 sh = shard.open_sharded(results, g, shards or 4 * nthreads)

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from ..exceptions import Notices
+from ..io.results import coverage_warning
 from ..match import Matching
 from ..metrics import (EvalResult, fixed_budget_warning, per_class_table, pooled_curves, summarize,
                        summarize_pooled)
@@ -119,6 +120,12 @@ def assemble(gt, params, protocols: tuple, parts: list, loader_notices: Notices,
     notices.merge(gt.notices)
     notices.merge(loader_notices)
     notices.merge(merge_notices([p.notices for p in parts]))
+    packed = [p.images for p in parts if p.images is not None]
+    if packed:   # the engine's coverage warning, from the union of the shards' images
+        covered = np.bitwise_or.reduce(np.stack(packed), axis=0)
+        w = coverage_warning(None, gt, np.unpackbits(covered)[:gt.num_images].astype(bool))
+        if w:
+            notices.warn(w)
     res = EvalResult(params=params, gt=gt, notices=notices, matching=None, inputs=inputs)
     for proto in ("old", "fixed"):
         if proto not in protocols:

@@ -337,21 +337,27 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..atomic import atomic_write
+    import tempfile
+
+    from .. import atomic
+    from ..atomic import atomic_write, check_output, output_dir
     from ..metrics import input_digest
 
-    os.makedirs(out_dir, exist_ok=True)
+    output_dir(out_dir)
+    check_output(os.path.join(out_dir, MANIFEST), inside=out_dir)
     tmp_src = None
-    if _is_parquet(results):
-        src, display, digest = str(results), str(results), input_digest(results, None)
-    else:
-        d = load_results(results)
-        display, digest = d.path, input_digest(results, d.digest)
-        tmp_src = os.path.join(out_dir, ".source.parquet")
-        write_results(d, tmp_src)
-        src = tmp_src
-        del d
     try:
+        if _is_parquet(results):
+            src, display, digest = str(results), str(results), input_digest(results, None)
+        else:
+            d = load_results(results)
+            display, digest = d.path, input_digest(results, d.digest)
+            fd, tmp_src = tempfile.mkstemp(prefix=".source.", suffix=".parquet", dir=out_dir)
+            os.close(fd)
+            atomic._TEMPS.add(tmp_src)   # removed on a signal too
+            write_results(d, tmp_src)
+            src = tmp_src
+            del d
         pf = _open_parquet(src)
         check_schema(pf, display)
         ids, counts = count_ids(ids_of(b.column(0)) for b in
@@ -367,42 +373,68 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
         buffered = np.zeros(len(shard_ids), np.int64)
         rows = np.zeros(len(shard_ids), np.int64)
         r0 = 0
-        with contextlib.ExitStack() as stack:   # every part appears only if all were written
-            handles = [stack.enter_context(atomic_write(os.path.join(out_dir, n), "wb")) for n in names]
-            writers = [pq.ParquetWriter(h, schema) for h in handles]
+        commit = contextlib.ExitStack()   # from the parts' renames to the manifest's: signals wait
+        with commit:
+            with contextlib.ExitStack() as stack:   # every part appears only if all were written
+                handles = [stack.enter_context(atomic_write(os.path.join(out_dir, n), "wb", inside=out_dir))
+                           for n in names]
+                writers = [pq.ParquetWriter(h, schema) for h in handles]
+                stack.callback(_close_all, writers)   # on failure too: no writer left to complain at exit
 
-            def flush(s):
-                if buffers[s]:
-                    writers[s].write_table(pa.Table.from_batches(buffers[s], schema))
-                    rows[s] += buffered[s]
-                    buffers[s], buffered[s] = [], 0
+                def flush(s):
+                    if buffers[s]:
+                        writers[s].write_table(pa.Table.from_batches(buffers[s], schema))
+                        rows[s] += buffered[s]
+                        buffers[s], buffered[s] = [], 0
 
-            for batch in pf.iter_batches(batch_size=batch_rows):
-                n = batch.num_rows
-                cat = ids_of(batch.column(batch.schema.get_field_index("category_id")))
-                s_of = owner[np.searchsorted(owner_ids, cat)]
-                o = np.argsort(s_of, kind="stable")
-                b = np.searchsorted(s_of[o], np.arange(len(shard_ids) + 1))
-                full = pa.RecordBatch.from_arrays(
-                    batch.columns + [pa.array(np.arange(r0, r0 + n, dtype=np.int64))], schema=schema)
+                for batch in pf.iter_batches(batch_size=batch_rows):
+                    n = batch.num_rows
+                    cat = ids_of(batch.column(batch.schema.get_field_index("category_id")))
+                    s_of = owner[np.searchsorted(owner_ids, cat)]
+                    o = np.argsort(s_of, kind="stable")
+                    b = np.searchsorted(s_of[o], np.arange(len(shard_ids) + 1))
+                    full = pa.RecordBatch.from_arrays(
+                        batch.columns + [pa.array(np.arange(r0, r0 + n, dtype=np.int64))], schema=schema)
+                    for s in range(len(shard_ids)):
+                        if b[s + 1] > b[s]:
+                            buffers[s].append(full.take(pa.array(o[b[s]:b[s + 1]])))
+                            buffered[s] += b[s + 1] - b[s]
+                            if buffered[s] >= batch_rows:
+                                flush(s)
+                    r0 += n
                 for s in range(len(shard_ids)):
-                    if b[s + 1] > b[s]:
-                        buffers[s].append(full.take(pa.array(o[b[s]:b[s + 1]])))
-                        buffered[s] += b[s + 1] - b[s]
-                        if buffered[s] >= batch_rows:
-                            flush(s)
-                r0 += n
-            for s in range(len(shard_ids)):
-                flush(s)
-                writers[s].close()
-        manifest = {"format": FORMAT, "version": 1, "source": display,
-                    "source_digest": digest,
-                    "num_rows": int(r0),
-                    "parts": [{"file": n, "rows": int(r), "category_ids": s.tolist()}
-                              for n, r, s in zip(names, rows, shard_ids)]}
-        with atomic_write(os.path.join(out_dir, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
+                    flush(s)
+                    writers[s].close()
+                commit.enter_context(atomic.deferred_signals())
+            manifest = {"format": FORMAT, "version": 1, "source": display, "source_digest": digest,
+                        "num_rows": int(r0),
+                        "parts": [{"file": n, "rows": int(r), "category_ids": s.tolist()}
+                                  for n, r, s in zip(names, rows, shard_ids)]}
+            with atomic_write(os.path.join(out_dir, MANIFEST), "w", inside=out_dir) as f:
+                json.dump(manifest, f, indent=1, sort_keys=True)
+            _remove_stale_parts(out_dir, names)
         return manifest
     finally:
         if tmp_src and os.path.exists(tmp_src):
             os.unlink(tmp_src)
+        atomic._TEMPS.discard(tmp_src)
+
+
+def _close_all(writers) -> None:
+    for w in writers:
+        try:
+            w.close()
+        except Exception:   # noqa: BLE001 - closing after a failure; the failure is what is reported
+            pass
+
+
+def _remove_stale_parts(out_dir: str, names: list) -> None:
+    """Part files of an earlier run with more shards (not in the new manifest) are removed."""
+    import re
+
+    keep = set(names)
+    for n in os.listdir(out_dir):
+        if re.fullmatch(r"part-\d{5}\.parquet", n) and n not in keep:
+            p = os.path.join(out_dir, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                os.unlink(p)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..exceptions import Notices
 from ..io.gt import load_gt
+from ..io.results import images_covered
 from ..metrics import Evaluator, selection_curves
 from ..select import rank_within
 
@@ -153,6 +154,7 @@ class ShardResult:
     recall: dict = field(default_factory=dict)        # protocol -> (T, cells)
     recall_by_md: dict = field(default_factory=dict)  # protocol -> {maxDets: (T, cells)} (COCO AR@n)
     runs: dict | None = None                  # AP-Pool rows: score, img, cat, matched, ignored
+    images: np.ndarray | None = None          # packed bits: images with a bound result in this shard
     notices: Notices = field(default_factory=Notices)
     stats: dict = field(default_factory=dict)
 
@@ -210,7 +212,7 @@ def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple,
     out = ShardResult(cats=np.asarray(cats, np.int64), num_gt=m.num_gt[cats],
                       num_dets=np.bincount(local[dets.cat_idx], minlength=len(cats)) if n
                       else np.zeros(len(cats), np.int64),
-                      notices=dets.notices)
+                      notices=dets.notices, images=np.packbits(images_covered(dets, g)))
     cells = out.cells()
     for proto, sel in (("old", sel_old), ("fixed", sel_fixed)):
         if proto not in protocols:

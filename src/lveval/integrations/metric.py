@@ -92,7 +92,13 @@ class ImageLog:
 
 
 def add_warnings(result, lines) -> None:
-    """Append warnings to an EvalResult's notices, each once."""
+    """Append a collector's warnings to an EvalResult's notices, each once. The collector knows which
+    images it was given, so its coverage warning replaces the one the loader derives from the results."""
+    from ..io.results import COVERAGE_WARNING
+
+    lines = [w for w in lines if w]
+    if any("images" in w and "of the ground truth's" in w for w in lines):
+        result.notices.warnings[:] = [w for w in result.notices.warnings if not w.startswith(COVERAGE_WARNING)]
     for w in lines:
         if w and w not in result.notices.warnings:
             result.notices.warn(w)

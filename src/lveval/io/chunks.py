@@ -81,7 +81,11 @@ def _pieces(mm, view, edges, h, path, decoder, to_columns):
         piece = b"[" + mm[pos:cut] + b"]"
         try:
             recs = decoder.decode(piece)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return None
+        from .jsonfile import repeated_keys_suspect
+
+        if repeated_keys_suspect(piece, len(recs)):   # the whole-file path names the record
             return None
         del piece
         parts.append(to_columns(recs, path, base))

@@ -42,6 +42,7 @@ class GroundTruth:
     ann_ignore: np.ndarray         # (G,) bool: the rules' ignore flag (COCO: iscrowd; LVIS: "ignore")
     neg_keys: np.ndarray           # sorted keys verified absent (LVIS)
     nel_keys: np.ndarray           # sorted keys not exhaustively annotated (LVIS)
+    ann_rec: np.ndarray | None = None  # (G,) record index in the file of each kept annotation
     dataset: dict = field(repr=False, default_factory=dict)
     notices: Notices = field(default_factory=Notices)
     digest: str | None = None      # "sha256:..." of the file it was read from
@@ -153,7 +154,12 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
-        buf = read_bytes(path)
+        from .jsonfile import GT_FACTOR, available_memory, check_gt_memory, is_regular
+
+        if is_regular(path):
+            check_gt_memory(path, os.path.getsize(path))   # before reading: refused, not killed
+        avail = available_memory()
+        buf = read_bytes(path, budget=None if avail is None else avail // GT_FACTOR)
         digest = "sha256:" + hashlib.sha256(buf).hexdigest()   # of the file as it is, mark included
         g = from_dict(loads_any(strip_bom(buf), path), path=path, dataset=dataset)
         g.digest = digest
@@ -370,6 +376,17 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
     else:
         ignore = np.array([bool(a.get("ignore", 0)) for a in anns], dtype=bool)
         crowd = np.zeros(len(anns), bool)   # lvis-api evaluates every annotation as non-crowd
+    ann_rec = np.arange(len(anns), dtype=np.int64)
+    if kind == "lvis":
+        # lvis-api's get_ann_ids keeps only 0 < area < inf: other annotations are neither ground truth
+        # nor part of the image's positive set (the federated rule). The area check above bounds it.
+        keep = area > 0
+        if not keep.all():
+            notices.skip("annotations with area 0 (LVIS rules drop them, as lvis-api does)",
+                         int((~keep).sum()))
+            ann_rec = ann_rec[keep]
+            ann_ids, a_img, a_cat, box, area = ann_ids[keep], a_img[keep], a_cat[keep], box[keep], area[keep]
+            crowd, ignore = crowd[keep], ignore[keep]
 
     for i, a in enumerate(anns):
         seg = a.get("segmentation")
@@ -422,7 +439,7 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
                        ann_ids=ann_ids, ann_img=a_img.astype(np.int64), ann_cat=a_cat.astype(np.int64),
                        ann_box=box, ann_area=area, ann_crowd=crowd, ann_ignore=ignore,
                        neg_keys=neg_keys.astype(np.int64), nel_keys=nel_keys.astype(np.int64),
-                       dataset=data, notices=notices)
+                       ann_rec=ann_rec, dataset=data, notices=notices)
 
 
 def a_has_mask(a: dict) -> bool:
@@ -461,10 +478,13 @@ def _annotation_rles(gt: GroundTruth) -> list:
     from .results import polygon_problem, rle_problem
 
     anns = gt.dataset["annotations"]
+    recs = range(len(gt.ann_ids)) if gt.ann_rec is None else gt.ann_rec
     out = []
-    for i, a in enumerate(anns):
+    for j, i in enumerate(recs):
+        i = int(i)
+        a = anns[i]
         seg = a.get("segmentation")
-        ii = gt.ann_img[i]
+        ii = gt.ann_img[j]
         h, w = int(gt.img_h[ii]), int(gt.img_w[ii])
         if not (h and w):
             raise InputError(f"masks need the width and height of image {int(gt.img_ids[ii])}, which has none",

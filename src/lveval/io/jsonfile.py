@@ -6,6 +6,7 @@ before reading it (an out-of-memory kill loses the user's time and says nothing)
 from __future__ import annotations
 
 import gc
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -18,16 +19,150 @@ from ..exceptions import InputError, ResourceError
 from .chunks import CHUNK_BYTES
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+# ---------------------------------------------------------------------------------------------
+# Reading inputs: files, pipes and process substitution, gzip and zstd
+
+_GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+_NOT_JSON = ((b"\xff\xfe\x00\x00", "UTF-32 text"), (b"\x00\x00\xfe\xff", "UTF-32 text"),
+             (b"\xff\xfe", "UTF-16 text"), (b"\xfe\xff", "UTF-16 text"), (b"BZh", "bzip2-compressed"),
+             (b"\xfd7zXZ\x00", "xz-compressed"), (b"PK\x03\x04", "a zip archive"), (b"PAR1", "a Parquet file"),
+             (b"\x89PNG", "a PNG image"))
+
+
+def compression_of(head: bytes) -> str | None:
+    """'gzip' or 'zstd' from a file's first bytes, else None."""
+    if head[:2] == _GZIP:
+        return "gzip"
+    if head[:4] == _ZSTD:
+        return "zstd"
+    return None
+
+
+def what_is(head: bytes) -> str | None:
+    """What a file that is not UTF-8 JSON looks like it is (for error messages), or None."""
+    for magic, what in _NOT_JSON:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 4 and head[1:4:2] == b"\x00\x00" and head[0:1] != b"\x00":
+        return "UTF-16 text"
+    if b"\x00" in head[:64]:
+        return "binary data"
+    return None
+
+
+def not_json_reason(head: bytes) -> str | None:
+    """One phrase for an input that is not UTF-8 JSON, naming what it seems to be, or None."""
+    w = what_is(head)
+    if w is None:
+        return None
+    if "UTF-16" in w or "UTF-32" in w:
+        return f"the file is {w}; lveval reads UTF-8 JSON (convert it, e.g. iconv -f {w.split()[0]} -t UTF-8)"
+    if w == "a Parquet file":
+        return "the file is Parquet; name it .parquet"
+    return f"the file is {w}, not JSON (gzip and zstd files are read directly)"
+
+
+def is_regular(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return os.path.isfile(path) and not _is_fifo(path)
+    except OSError:
+        return False
+
+
+def _is_fifo(path: str) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def file_head(path: str, n: int = 8) -> bytes:
+    """The first ``n`` bytes of a regular file (b"" for pipes and devices: reading would consume them)."""
+    if not is_regular(path):
+        return b""
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def plain_file(path: str) -> bool:
+    """A regular, uncompressed file (memory-mapped, read in pieces, estimated before reading)."""
+    return is_regular(path) and compression_of(file_head(path)) is None
+
+
+def _decompressor(kind: str, path: str):
+    if kind == "gzip":
+        import zlib
+
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        import zstandard
+    except ImportError:
+        raise InputError("the file is zstd-compressed; reading it needs the zstandard package "
+                         "(pip install zstandard), or decompress it first", path=path) from None
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def read_bytes(path: str | os.PathLike, budget: int | None = None) -> bytes:
+    """The whole content of ``path``: a file, a pipe or process substitution (``<(zcat r.json.gz)``), read
+    once; gzip and zstd data (recognised by their first bytes) decompressed. Stops with ResourceError
+    once the content exceeds ``budget`` bytes (default: the memory available)."""
+    path = str(path)
+    budget = available_memory() if budget is None else budget
+    try:
+        f = open(path, "rb")
     except FileNotFoundError:
-        raise InputError("file not found", path=str(path)) from None
+        raise InputError("file not found", path=path) from None
     except IsADirectoryError:
-        raise InputError("is a directory, expected a file", path=str(path)) from None
+        raise InputError("is a directory, expected a file", path=path) from None
     except PermissionError:
-        raise InputError("permission denied", path=str(path)) from None
+        raise InputError("permission denied", path=path) from None
+
+    def too_big():
+        return ResourceError(f"{path}: reading it needs more than the {human_bytes(budget)} of memory "
+                             "available")
+
+    with f:
+        if is_regular(path):
+            head = f.read(4)
+            f.seek(0)
+            if compression_of(head) is None:
+                if budget is not None and os.fstat(f.fileno()).st_size > budget:
+                    raise too_big()
+                return f.read()
+        parts, total, dec, kind = [], 0, None, None
+        for block in iter(lambda: f.read(1 << 24), b""):
+            if kind is None:
+                kind = compression_of(block[:4]) or "none"
+                dec = _decompressor(kind, path) if kind != "none" else None
+            while block:
+                chunk = dec.decompress(block) if dec is not None else block
+                block = b""
+                if kind == "gzip" and dec.eof and dec.unused_data:   # concatenated gzip members
+                    block = dec.unused_data
+                    dec = _decompressor(kind, path)
+                total += len(chunk)
+                if budget is not None and total > budget:
+                    raise too_big()
+                parts.append(chunk)
+        if kind == "gzip" and not dec.eof:
+            raise InputError("the gzip data ends early (truncated?)", path=path)
+    return b"".join(parts)
+
+
+def open_stream(path: str):
+    """A binary file object reading ``path`` decompressed (gzip, zstd by their first bytes), for the
+    streaming readers (topk); forward seeks only on compressed data."""
+    kind = compression_of(file_head(path))
+    if kind == "gzip":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if kind == "zstd":
+        _decompressor(kind, path)   # the error when zstandard is missing
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
 
 
 def strip_bom(buf: bytes) -> bytes:
@@ -36,14 +171,14 @@ def strip_bom(buf: bytes) -> bytes:
 
 
 def check_file(path: str) -> int:
-    """Size of ``path`` in bytes; InputError if it is missing, a directory or unreadable."""
+    """Size of ``path`` in bytes (0 for pipes); InputError if it is missing, a directory or unreadable."""
     if not os.path.exists(path):
         raise InputError("file not found", path=path)
     if os.path.isdir(path):
         raise InputError("is a directory, expected a file", path=path)
     if not os.access(path, os.R_OK):
         raise InputError("permission denied", path=path)
-    return os.path.getsize(path)
+    return os.path.getsize(path) if is_regular(path) else 0
 
 
 def line_of(buf: bytes, offset: int) -> int:
@@ -125,6 +260,34 @@ def record_at(buf: bytes, offset: int) -> int | None:
     return commas
 
 
+MAX_DEPTH = 200   # nesting that no detection record needs; deeper is refused, naming the record
+
+
+def too_deep_error(buf: bytes, path: str, *, record_base: int = 0, line: int | None = None) -> InputError:
+    """The InputError for input nested too deeply to decode (``RecursionError`` from the decoder), naming
+    the record (and line) where the nesting passes MAX_DEPTH levels."""
+    a = np.frombuffer(buf, np.uint8, count=min(len(buf), _SCAN_LIMIT))
+    q = np.flatnonzero(a == 34)
+    if len(q):
+        esc = q[(q > 0)]
+        esc = esc[a[esc - 1] == 92]   # an escaped quote (a run of backslashes is rare on this path)
+        q = np.setdiff1d(q, esc)
+    step = np.zeros(len(a), np.int8)
+    step[(a == 91) | (a == 123)] = 1
+    step[(a == 93) | (a == 125)] = -1
+    if len(q):
+        inside = (np.searchsorted(q, np.arange(len(a)), "right") % 2) == 1
+        step[inside] = 0
+    depth = np.cumsum(step, dtype=np.int64)
+    over = np.flatnonzero(depth > MAX_DEPTH + (0 if line is not None else 1))
+    pos = int(over[0]) if len(over) else 0
+    record = record_base if line is not None else record_at(buf, pos)
+    return InputError(f"nested more than {MAX_DEPTH} levels deep (arrays or objects inside the record); a "
+                      "detection record is a flat object", path=path,
+                      record=None if record is None else record + (0 if line is not None else record_base),
+                      line=line if line is not None else line_of(buf, pos))
+
+
 def _nonfinite_at(buf: bytes, pos: int) -> bool:
     head = buf[pos:pos + 10]
     return any(head.startswith(t) for t in _NONFINITE)
@@ -189,9 +352,14 @@ def loads_any(buf: bytes, path: str):
     try:
         with no_gc():
             return orjson.loads(buf)
+    except MemoryError:
+        raise ResourceError(f"{path}: not enough memory to parse it ({human_bytes(len(buf))} of JSON)") from None
     except orjson.JSONDecodeError as exc:
         if not buf.strip():
             raise InputError("file is empty, expected JSON", path=path) from None
+        why = not_json_reason(buf[:64])
+        if why:
+            raise InputError(why, path=path) from None
         line = line_of(buf, exc.pos) if exc.pos is not None else None
         if exc.pos is not None and _nonfinite_at(buf, exc.pos):
             raise InputError("NaN/Infinity is not a JSON number; values must be finite numbers",
@@ -219,7 +387,17 @@ _BYTES_PER_DET_CHUNKED = 128    # decoding in pieces or by the compiled reader: 
                                 # threads' parts are joined) + matching, per detection
 _PER_CLASS_ARRAYS = 80 << 20    # precision arrays of two protocols: 10 IoU x 101 recall x ~1,200 classes
                                 # x 4 areas x 8 bytes = 39 MB each for an LVIS-size vocabulary
-_MASK_FACTOR = 6                # mask results through msgspec: strings decoded, copied, packed
+_MASK_FACTOR = 12               # mask results: strings decoded, copied, converted to RLE objects (200k
+                                # masks, 75 MB of JSON, segm: 0.50 GB; 30k larger masks: estimated at
+                                # 6x, peaked at 12x the file)
+_STRING_FACTOR = 3              # any JSON decoded whole: the buffer, the decoded strings and their copies
+                                # (one record holding a 512 MB string peaked at 3.1x the file)
+GT_FACTOR = 12                 # ground truth: Python objects of the parsed JSON, then columns; measured
+                                # 9.0x-10.0x the file (LVIS with polygons, boxes only, 4,000 classes)
+_PER_CLASS = 80 << 10           # per class: precision (10 x 101 x 4) and recall arrays of two protocols,
+                                # and their temporaries (100k classes peaked at 6.6 GB, 4,000 classes with
+                                # 30k results at 295 MB)
+_DENSE_TABLE_MAX = 200_000_000  # the federated rule's images x classes table (select.federated_mask)
 _SAMPLE = 1 << 20
 CHUNKED_ABOVE = 4 * CHUNK_BYTES  # JSON arrays larger than this (32 MB) are decoded piece by piece (chunks.py)
 MEMINFO = "/proc/meminfo"
@@ -244,9 +422,13 @@ def available_memory() -> int | None:
         if env.lower() in ("none", "unlimited", "off"):
             return None
         try:
-            return int(float(env))
+            v = float(env)
         except ValueError:
-            raise ResourceError(f"LVEVAL_MEMORY_LIMIT must be a number of bytes or 'none', got {env!r}") from None
+            v = None
+        if v is None or not math.isfinite(v) or v < 0:
+            raise ResourceError(f"LVEVAL_MEMORY_LIMIT must be a number of bytes or 'none', got {env!r} "
+                                "(a finite number >= 0, e.g. 4e9; 'none' turns the check off)")
+        return int(v)
     avail = []
     try:
         with open(MEMINFO) as f:
@@ -280,10 +462,66 @@ def _compiled_masks(head: bytes) -> bool:
     return fastjson.available() and masks.compiled() and re.search(rb'"counts"\s*:\s*"', head) is not None
 
 
-def estimate_memory(path: str, size: int, fmt: str, whole: bool = False) -> int:
+def vocabulary_memory(num_categories: int, num_images: int) -> int:
+    """Bytes the per-class arrays and tables of an evaluation need, whatever the number of detections."""
+    return int(num_categories) * _PER_CLASS + min(int(num_images) * int(num_categories), _DENSE_TABLE_MAX)
+
+
+def gt_memory(size: int) -> int:
+    """Peak bytes of loading a ground-truth JSON file of ``size`` bytes."""
+    return int(size) * GT_FACTOR
+
+
+def check_gt_memory(path: str, size: int) -> None:
+    """ResourceError, before reading, when a ground truth of ``size`` bytes cannot be loaded."""
+    avail = available_memory()
+    need = gt_memory(size)
+    if avail is not None and need > avail:
+        raise ResourceError(
+            f"{path} is {human_bytes(size)}; loading this ground truth needs about {human_bytes(need)} but only "
+            f"{human_bytes(avail)} is available (a ground truth up to about {human_bytes(avail // GT_FACTOR)} "
+            "would fit); evaluate on fewer images or on a machine with more memory")
+
+
+def check_vocabulary_memory(gt, held: int = 0) -> None:
+    """ResourceError, before allocating, when ``gt``'s categories x images need more memory than there is."""
+    avail = available_memory()
+    if avail is None:
+        return
+    avail = _after(avail, held)
+    need = vocabulary_memory(gt.num_categories, gt.num_images)
+    if need > avail:
+        fit = max(0, (avail - min(gt.num_images * gt.num_categories, _DENSE_TABLE_MAX)) // _PER_CLASS)
+        raise ResourceError(
+            f"{gt.path}: {gt.num_categories} categories x {gt.num_images} images need about {human_bytes(need)} "
+            f"for the per-class arrays but only {human_bytes(avail)} is available (about {int(fit)} "
+            "categories would fit)")
+
+
+def gt_held(gt) -> int:
+    """Bytes a loaded ground truth holds (the parsed JSON is kept): its file's size times GT_FACTOR."""
+    p = getattr(gt, "path", None)
+    if p and is_regular(p):
+        return gt_memory(os.path.getsize(p))
+    return 0
+
+
+def _after(avail: int, held: int) -> int:
+    """What is left of ``avail`` once ``held`` bytes are in use: the fixed LVEVAL_MEMORY_LIMIT counts
+    them, MemAvailable and the cgroup figures already exclude them."""
+    if held and os.environ.get("LVEVAL_MEMORY_LIMIT", "").strip():
+        return max(0, avail - held)
+    return avail
+
+
+def estimate_memory(path: str, size: int, fmt: str, whole: bool = False, *, head: bytes | None = None,
+                    vocabulary: int | None = None) -> int:
     """Peak bytes needed to evaluate a results file of ``size`` bytes (fmt: json, jsonl, parquet).
 
-    ``whole``: a JSON array decoded in one go even above CHUNKED_ABOVE."""
+    ``whole``: a JSON array decoded in one go even above CHUNKED_ABOVE. ``head``: the file's first
+    MiB when it cannot be read again (a pipe, decompressed data). ``vocabulary``: the bytes of the
+    per-class arrays (:func:`vocabulary_memory`; default: an LVIS-size vocabulary)."""
+    per_class = _PER_CLASS_ARRAYS if vocabulary is None else max(_PER_CLASS_ARRAYS, vocabulary)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -292,18 +530,21 @@ def estimate_memory(path: str, size: int, fmt: str, whole: bool = False) -> int:
         except Exception:   # noqa: BLE001 - unreadable files are reported by the reader itself
             return 0
         raw = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-        return _PER_CLASS_ARRAYS + 2 * raw + md.num_rows * _BYTES_PER_DET
-    with open(path, "rb") as f:
-        head = f.read(_SAMPLE)
+        return per_class + 2 * raw + md.num_rows * _BYTES_PER_DET
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(_SAMPLE)
     n_head = head.count(b'"score"')
     per_det = len(head) / n_head if n_head else 100.0
     n = size / per_det
     masks = b'"segmentation"' in head or b'"counts"' in head
     if fmt == "json" and size > CHUNKED_ABOVE and not whole:
         piece = CHUNK_BYTES * (1 + _BYTES_PER_DET / per_det)   # one piece's bytes and decoded records
-        need = _PER_CLASS_ARRAYS + piece + size + n * _BYTES_PER_DET_CHUNKED
+        need = per_class + piece + size + n * _BYTES_PER_DET_CHUNKED
     else:
-        need = _PER_CLASS_ARRAYS + size + n * _BYTES_PER_DET
+        need = per_class + max(size + n * _BYTES_PER_DET, _STRING_FACTOR * size)
+    if n_head < 2 and size > len(head):   # records of a megabyte or more: long strings, decoded and copied
+        need = max(need, per_class + _STRING_FACTOR * size)
     if masks and _compiled_masks(head):
         need += size // 2   # the strings, kept in one buffer (2M masks, 560 MB -> 0.96 GB in all)
     elif masks:
@@ -313,12 +554,18 @@ def estimate_memory(path: str, size: int, fmt: str, whole: bool = False) -> int:
     return int(need)
 
 
-def check_memory(path: str, size: int, fmt: str, whole: bool = False) -> None:
-    """Raise ResourceError when evaluating ``path`` would need more memory than is available."""
+def check_memory(path: str, size: int, fmt: str, whole: bool = False, *, head: bytes | None = None,
+                 gt=None, held: int = 0) -> None:
+    """Raise ResourceError when evaluating ``path`` would need more memory than is available.
+
+    ``gt``: the ground truth it is evaluated against (its vocabulary sizes the per-class arrays);
+    ``held``: bytes already in use for this evaluation (the ground truth, a buffered input)."""
     avail = available_memory()
     if avail is None:
         return
-    need = estimate_memory(path, size, fmt, whole)
+    avail = _after(avail, held)
+    vocab = None if gt is None else vocabulary_memory(gt.num_categories, gt.num_images)
+    need = estimate_memory(path, size, fmt, whole, head=head, vocabulary=vocab)
     if need > avail:
         if whole:   # the pieces did not decode: the error must be located in the whole file
             raise ResourceError(
@@ -328,4 +575,57 @@ def check_memory(path: str, size: int, fmt: str, whole: bool = False) -> None:
         raise ResourceError(
             f"{path} is {human_bytes(size)}; evaluating it needs about {human_bytes(need)} but only "
             f"{human_bytes(avail)} is available; reduce it with "
-            f"`lveval topk {path} --per-class 10000 --out smaller.json` first")
+            + (f"`lveval topk {path} --max-dets-per-class 10000 --out smaller.json` first" if is_regular(path) else
+               "`lveval topk FILE --max-dets-per-class 10000 --out smaller.json` first (saved to a FILE: topk reads "
+               "its input twice)"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Repeated keys: a record such as {"score": 0.9, ..., "score": -1} is refused, not read as its last value
+
+_READ_KEYS = (b'"image_id"', b'"category_id"', b'"score"', b'"bbox"', b'"segmentation"', b'"size"', b'"counts"')
+_DUP = "\0repeated"
+
+
+def repeated_keys_suspect(buf, n: int) -> bool:
+    """Cheap test: could one of ``n`` records in ``buf`` repeat a key lveval reads? (No false negatives:
+    a repeated key makes its name occur more often than there are records, or leaves a record without
+    it, which the decoder refuses anyway.)"""
+    return any(buf.count(k) > n for k in _READ_KEYS)
+
+
+def _pairs(pairs):
+    d = dict(pairs)
+    if len(d) < len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                d[_DUP] = k
+                break
+            seen.add(k)
+    return d
+
+
+def repeated_key_error(buf: bytes, path: str, *, record_base: int = 0, line_of=None) -> InputError | None:
+    """The InputError for the first record of JSON array (or single record) ``buf`` that repeats a key,
+    or None. ``line_of(i)``: the line of record ``i`` (relative to ``buf``), if known."""
+    import json
+
+    try:
+        data = json.loads(buf, object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):
+        return None   # the decoder's own error is reported
+    recs = data if isinstance(data, list) else [data]
+    for i, r in enumerate(recs):
+        if not isinstance(r, dict):
+            continue
+        key = r.get(_DUP)
+        where = ""
+        if key is None and isinstance(r.get("segmentation"), dict):
+            key = r["segmentation"].get(_DUP)
+            where = "segmentation."
+        if key is not None:
+            return InputError("key repeated in the record (refused: which value is meant is ambiguous)",
+                              path=path, record=record_base + i, line=None if line_of is None else line_of(i),
+                              field=where + key)
+    return None

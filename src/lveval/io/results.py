@@ -19,7 +19,9 @@ import numpy as np
 
 from ..exceptions import InputError, Notices
 from .chunks import concat_columns, decode_chunked
-from .jsonfile import CHUNKED_ABOVE, check_file, check_memory, decode_error, no_gc, read_bytes, strip_bom
+from .jsonfile import (CHUNKED_ABOVE, COMPRESSED_SUFFIXES, check_file, check_memory, decode_error, no_gc,
+                       not_json_reason, plain_file, read_bytes, repeated_key_error, repeated_keys_suspect,
+                       strip_bom, too_deep_error)
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
 
@@ -128,7 +130,14 @@ _EMPTY = "file is empty (0 bytes); an empty result set is written as []"
 _KINDS = {b"{": "an object", b'"': "a string", b"t": "true", b"f": "false", b"n": "null"}
 
 
+def _not_json(buf: bytes, path: str) -> None:
+    why = not_json_reason(buf[:64])
+    if why:
+        raise InputError(why, path=path)
+
+
 def _from_json_array(buf: bytes, path: str) -> Detections:
+    _not_json(buf, path)
     buf = strip_bom(buf)
     stripped = buf.lstrip()
     if not stripped:
@@ -140,7 +149,9 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
         if kind is None:
             raise InputError("not valid JSON (expected a JSON array of detections, starting with '[')",
                              path=path, line=1)
-        hint = " (this looks like a ground-truth file)" if b'"images"' in stripped[:1 << 16] else ""
+        head = stripped[:1 << 16]
+        looks_gt = any(k in head for k in (b'"images"', b'"annotations"', b'"categories"'))   # LVIS: annotations first
+        hint = " (this looks like a ground-truth file)" if looks_gt else ""
         raise InputError(f"expected a JSON array of detections at the top level, got {kind}{hint}",
                          path=path)
     try:
@@ -148,10 +159,17 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
             dets = _ARRAY.decode(buf)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise decode_error(exc, buf, path) from None
+    except RecursionError:
+        raise too_deep_error(buf, path) from None
+    if repeated_keys_suspect(buf, len(dets)):
+        err = repeated_key_error(buf, path, line_of=lambda i: None)
+        if err is not None:
+            raise err
     return _columns(dets, path)
 
 
 def _from_json_lines(buf: bytes, path: str) -> Detections:
+    _not_json(buf, path)
     buf = strip_bom(buf)
     if not buf.strip():
         raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
@@ -166,6 +184,12 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
                 dets.append(_ONE.decode(raw))
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise decode_error(exc, raw, path, record_base=len(dets), line=ln) from None
+            except RecursionError:
+                raise too_deep_error(raw, path, record_base=len(dets), line=ln) from None
+            if repeated_keys_suspect(raw, 1):
+                err = repeated_key_error(raw, path, record_base=len(dets) - 1, line_of=lambda i, ln=ln: ln)
+                if err is not None:
+                    raise err
             line_nos.append(ln)
     del lines
     try:
@@ -379,17 +403,71 @@ def _plain(v):
     return v
 
 
-def load_results(source: Any, *, path: str | None = None) -> Detections:
-    """Read detections from a file (.json, .jsonl/.ndjson, .parquet) or Python objects."""
+def format_of(path: str) -> str | None:
+    """'json', 'jsonl' or 'parquet' from a file name (a .gz or .zst ending aside); None if it does not say."""
+    low = str(path).lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if low.endswith(suffix):
+            low = low[:-len(suffix)]
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if low.endswith(".json"):
+        return "json"
+    return None
+
+
+def _sniff(buf: bytes) -> str:
+    """The format of a nameless input (a pipe, ``<(zcat r.jsonl.gz)``) from its first bytes."""
+    if buf[:4] == b"PAR1":
+        return "parquet"
+    return "jsonl" if strip_bom(buf).lstrip()[:1] == b"{" else "json"
+
+
+def _from_buffer(p: str, gt=None) -> Detections:
+    """Results that are read once into memory: a pipe, process substitution, a gzip or zstd file."""
+    from .jsonfile import available_memory, gt_held
+
+    held = gt_held(gt)
+    avail = available_memory()
+    buf = read_bytes(p, budget=None if avail is None else max(0, avail - held) // 3)
+    fmt = format_of(p) or _sniff(buf)
+    check_memory(p, len(buf), fmt, head=buf[:1 << 20], gt=gt, held=held)   # the estimate counts the bytes read
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(pa.BufferReader(buf))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", path=p) from None
+        d = from_table(table, p)
+    else:
+        d = _from_json_lines(buf, p) if fmt == "jsonl" else _from_json_array(buf, p)
+    d.digest = "sha256:" + hashlib.sha256(buf).hexdigest()   # of the content as read (decompressed)
+    return d
+
+
+def load_results(source: Any, *, path: str | None = None, gt=None) -> Detections:
+    """Read detections from a file (.json, .jsonl/.ndjson, .parquet; also gzip- or zstd-compressed, a
+    pipe or process substitution) or Python objects. ``gt``: the ground truth they will be evaluated
+    against, for the memory check (its vocabulary and its own size count)."""
+    if gt is not None:
+        from .jsonfile import check_vocabulary_memory, gt_held
+
+        check_vocabulary_memory(gt, held=gt_held(gt))
     if isinstance(source, Detections):
         return source
     if isinstance(source, (str, os.PathLike)):
         p = str(source)
-        low = p.lower()
-        fmt = "parquet" if low.endswith((".parquet", ".pq")) else (
-            "jsonl" if low.endswith((".jsonl", ".ndjson")) else "json")
         size = check_file(p)
-        check_memory(p, size, fmt)
+        if not plain_file(p):
+            return _from_buffer(p, gt)
+        fmt = format_of(p) or "json"
+        from .jsonfile import gt_held
+
+        check_memory(p, size, fmt, gt=gt, held=gt_held(gt))
         if fmt == "parquet":
             return _from_parquet(p)
         digest = None
@@ -402,7 +480,7 @@ def load_results(source: Any, *, path: str | None = None) -> Detections:
                 d = decode_chunked(p, _ARRAY, _columns, concat_columns, digest=digest)
             if d is not None:
                 return d
-            check_memory(p, size, fmt, whole=True)   # the precise error needs the whole file in memory
+            check_memory(p, size, fmt, whole=True, gt=gt, held=gt_held(gt))   # the precise error needs the whole file
         buf = read_bytes(p)
         d = _from_json_lines(buf, p) if fmt == "jsonl" else _from_json_array(buf, p)
         d.digest = digest or "sha256:" + hashlib.sha256(buf).hexdigest()
@@ -555,7 +633,8 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
             segm, _, mask_box = _check_masks(segm, gt, img_idx, path, rec, lines)
         bbox = mask_box
     if area is None:
-        area = bbox[:, 2] * bbox[:, 3]
+        with np.errstate(over="ignore", under="ignore"):   # inf and 0 are what lvis-api computes too
+            area = bbox[:, 2] * bbox[:, 3]
     if len(dets) and bbox is not None:
         h = gt.img_h[img_idx]
         w = gt.img_w[img_idx]
@@ -563,12 +642,32 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         outside = sized & ((bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + bbox[:, 2] > w)
                            | (bbox[:, 1] + bbox[:, 3] > h))
         n_out = int(outside.sum())
-        if n_out:
-            notices.warn(f"results: {n_out} boxes extend outside their image (evaluated as given)")
+        if n_out:   # said once: counted under 'flagged' (and printed as one note)
             notices.flag("boxes outside the image (evaluated as given)", n_out)
+
     return replace(dets, bbox=bbox, segm=segm, img_idx=img_idx.astype(np.int64),
                    cat_idx=cat_idx.astype(np.int64), area=np.asarray(area, np.float64), record=rec,
                    notices=notices)
+
+
+def images_covered(dets: Detections, gt) -> np.ndarray:
+    """Bool (num_images,): images with at least one bound result."""
+    return np.bincount(dets.img_idx, minlength=gt.num_images) > 0 if len(dets) else np.zeros(gt.num_images, bool)
+
+
+COVERAGE_WARNING = "results cover "   # the start of coverage_warning's text
+
+
+def coverage_warning(dets: Detections | None, gt, covered_mask: np.ndarray | None = None) -> str | None:
+    """A warning when bound results cover less than 90% of the ground truth's images (results of a
+    subset evaluated against the whole set?); None otherwise, and for an empty result set.
+    ``covered_mask``: :func:`images_covered` when the results are not at hand (sharded runs)."""
+    mask = images_covered(dets, gt) if covered_mask is None else covered_mask
+    covered = int(np.count_nonzero(mask))
+    if covered == 0 or covered >= 0.9 * gt.num_images:
+        return None
+    return (f"{COVERAGE_WARNING}{covered} of the ground truth's {gt.num_images} images; the others count as "
+            "images where the detector found nothing (results of a subset?)")
 
 
 def _finite_numbers(v) -> bool:

@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_write
+from ..atomic import check_output, output_dir, write_files
 from ..params import protocol_label
 from . import figures
 
@@ -318,9 +318,13 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
     on_unknown_*). ``errors``: add the TIDE error analysis (``lveval errors``) as a section and
     write it to ``out_dir/errors.json``. Returns the path of the page.
     """
-    from ..output import write_json
     from ..metrics import Evaluator, evaluate_loaded, make_params
+    from ..output import json_bytes
 
+    output_dir(out_dir)   # before the run: an existing file there is refused, not found out at the end
+    names = ("report.html", "figures.json") + (("errors.json",) if errors else ())
+    for name in names:
+        check_output(os.path.join(out_dir, name), inside=out_dir)
     # loaded once for figures and scores; the class table shows the fuller per-class figures
     ev = Evaluator.load(gt, results, make_params(per_class_metrics=True, **eval_kwargs))
     result = evaluate_loaded(ev)
@@ -332,14 +336,16 @@ def build_report(gt, results, out_dir: str, *, classes=None, calibration: str | 
 
         sel = [q for q in ("fixed", "old") if getattr(result, q)] or ["fixed"]
         err = analyze(ev, sel, inputs=result.inputs).to_dict()
-    page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
-                  results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
-                  classes=classes, calibration=calibration, evaluator=ev, errors=err)
-    os.makedirs(out_dir, exist_ok=True)
+    import matplotlib
+
+    # names are data, not TeX: a category called "$\\foo$" is drawn as written (mathtext would fail on it)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        page = render(result, gt_path=gt if isinstance(gt, (str, os.PathLike)) else "<ground truth>",
+                      results_path=results if isinstance(results, (str, os.PathLike)) else "<results>",
+                      classes=classes, calibration=calibration, evaluator=ev, errors=err)
     out = os.path.join(out_dir, "report.html")
-    with atomic_write(out, "w", encoding="utf-8") as f:
-        f.write(page)
-    write_json(os.path.join(out_dir, "figures.json"), result.to_dict())
+    files = {out: page.encode("utf-8"), os.path.join(out_dir, "figures.json"): json_bytes(result.to_dict())}
     if err is not None:
-        write_json(os.path.join(out_dir, "errors.json"), err)
+        files[os.path.join(out_dir, "errors.json")] = json_bytes(err)
+    write_files(files, inside=out_dir)   # the page and its figures change together
     return out
