@@ -10,7 +10,8 @@ rows pending the next prune, which happens once they reach a quarter of the
 kept ones), the collector's bound ``K x classes + N x images`` (N = 300,
 AP-Old's cap), the peak resident set
 size (``ru_maxrss``) and its growth over the process after imports, the
-resident size once everything is fed (the held state), the evaluation's wall time, and the figures (AP-Old / AP-Fixed / AP-Pool). A
+resident size once everything is fed (the held state), the evaluation's wall time, and the figures
+(AP-Old / AP-Fixed / AP-Pool). A
 first child keeps every image's arrays, as a metric gathering all results does,
 for comparison.
 

@@ -194,7 +194,7 @@ def main(argv=None) -> int:
                 np.float = float
             import logging
 
-            from lvis import LVISEval   # the challenge branch's
+            from lvis import LVISEval  # the challenge branch's
             logging.getLogger("lvis").setLevel(logging.ERROR)
 
             def run_official():

@@ -96,9 +96,9 @@ def _peak():
 
 def _dist(a) -> None:
     import numpy as np
-    from distributed import Client
 
     import lveval.distributed as ld
+    from distributed import Client
     from lveval.distributed.dask_backend import local_cluster
 
     t0 = time.perf_counter()
@@ -204,6 +204,7 @@ def _median_time(fn, reps: int) -> float:
 
 def _bench_dask(workers: int, n: int, burst: int, reps: int) -> dict:
     import numpy as np
+
     from distributed import Client, LocalCluster
 
     t = time.perf_counter()
@@ -280,12 +281,16 @@ def main(argv=None) -> None:
     e.add_argument("--out")
     e.set_defaults(func=cmd_engines)
     s = sub.add_parser("_single")
-    s.add_argument("gt"); s.add_argument("results"); s.add_argument("--json-out")
+    s.add_argument("gt")
+    s.add_argument("results")
+    s.add_argument("--json-out")
     s.add_argument("--eval-kwargs", default="{}")
     s.set_defaults(func=_single)
     d = sub.add_parser("_dist")
-    d.add_argument("gt"); d.add_argument("results")
-    d.add_argument("--workers", type=int, default=2); d.add_argument("--shards", type=int, default=None)
+    d.add_argument("gt")
+    d.add_argument("results")
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--shards", type=int, default=None)
     d.add_argument("--compare")
     d.add_argument("--eval-kwargs", default="{}")
     d.set_defaults(func=_dist)

@@ -35,16 +35,17 @@ _LAZY = {
 }
 
 __all__ = ["__version__", "data_path", "evaluate", "EvalResult", "Evaluator", "Params", "load_gt", "GroundTruth",
-           "load_results", "Detections", "TopKPerClass", "errors", "compare", "LvevalError", "InputError", "OptionError", "ResourceError"]
+           "load_results", "Detections", "TopKPerClass", "errors", "compare", "LvevalError", "InputError",
+           "OptionError", "ResourceError"]
 
 if TYPE_CHECKING:   # for type checkers and editors; at run time the module __getattr__ imports them
+    from .comparison.core import compare
+    from .error_analysis.core import errors
     from .exceptions import InputError, LvevalError, OptionError, ResourceError
     from .io.gt import GroundTruth, load_gt
     from .io.results import Detections, load_results
     from .metrics import EvalResult, Evaluator, evaluate
     from .params import Params
-    from .comparison.core import compare
-    from .error_analysis.core import errors
     from .topk import TopKPerClass
 
 

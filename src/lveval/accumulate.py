@@ -173,7 +173,7 @@ def _segment_envelopes(a: np.ndarray, counts: np.ndarray, starts: np.ndarray, en
         c[~ok] = 0
         sums[segs] = seqsum(g * c, axis=1)
         if want_env:
-            env[idx[ok]] = g[ok]
+            env[idx[ok]] = g[ok]  # type: ignore[index]
     return sums, env
 
 
@@ -268,7 +268,7 @@ def batch_curves(seg: np.ndarray, num_seg: int, matched: np.ndarray, ignored: np
             ok = idx < (vb * nP + pE[vs])[:, None]
             envf = env.T.ravel()
             vals = np.where(ok, envf[np.minimum(idx, keys.size - 1)], 0.0)
-            qfull[vb, t, vs] = vals
+            qfull[vb, t, vs] = vals  # type: ignore[index]
             qsum[vb, t, vs] = seqsum(vals, axis=1)
             continue
         # the sum over recall thresholds: a true positive is the first to reach the recall

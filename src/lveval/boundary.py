@@ -227,7 +227,9 @@ def boundaries(rles: list, ratio: float = 0.02) -> Boundaries:
         bs, be, piece = subtract_inside(r.start, r.end, es, ee)
         own = r.owner[piece]
         local = r.offset[own]
-        starts.append(bs - local); ends.append(be - local); owners.append(own + lo)
+        starts.append(bs - local)
+        ends.append(be - local)
+        owners.append(own + lo)
         lo = hi
     bs = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     be = np.concatenate(ends) if ends else np.zeros(0, np.int64)
@@ -292,8 +294,10 @@ def to_rles(b: Boundaries) -> list:
         if len(fs) > 1:                              # runs meeting across a column join
             join = np.flatnonzero(fs[1:] == fe[:-1])
             if len(join):
-                keep_s = np.ones(len(fs), bool); keep_s[join + 1] = False
-                keep_e = np.ones(len(fe), bool); keep_e[join] = False
+                keep_s = np.ones(len(fs), bool)
+                keep_s[join + 1] = False
+                keep_e = np.ones(len(fe), bool)
+                keep_e[join] = False
                 fs, fe = fs[keep_s], fe[keep_e]
         edges = np.r_[0, np.column_stack([fs, fe]).ravel(), h * w]
         counts = np.diff(edges).tolist()

@@ -72,7 +72,7 @@ class Notices:
             self.warnings.append(message)
             log.warning(message)
 
-    def merge(self, other: "Notices") -> None:
+    def merge(self, other: Notices) -> None:
         for k, v in other.skipped.items():
             self.skip(k, v)
         for k, v in other.flagged.items():

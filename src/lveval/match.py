@@ -164,7 +164,9 @@ def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_mi
             pg = np.repeat(gs[d], c) + off
             iou = pair_iou(pd, pg)
             keep = iou >= thr_min
-            pds.append(pd[keep]); pgs.append(pg[keep]); ious.append(iou[keep])
+            pds.append(pd[keep])
+            pgs.append(pg[keep])
+            ious.append(iou[keep])
             lo = hi
     else:   # pycocotools per (image, category) group
         from pycocotools import mask as mask_utils
@@ -182,7 +184,9 @@ def _candidate_pairs(gt, dets, rows, dkey, gkey_sorted, gorder, iou_type, thr_mi
                                [int(x) for x in crowd_sorted[g0:g1]])
             m = np.asarray(m, dtype=np.float64).reshape(e - s, g1 - g0)
             di, gi = np.nonzero(m >= thr_min)
-            pds.append(di + s); pgs.append(gi + g0); ious.append(m[di, gi])
+            pds.append(di + s)
+            pgs.append(gi + g0)
+            ious.append(m[di, gi])
     if not pds:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(pds), np.concatenate(pgs), np.concatenate(ious)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,6 @@ from .io.results import Detections, bind, coverage_warning, load_results
 from .match import Matching, match
 from .params import CHALLENGES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
 from .select import agnostic_order, cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
-
-
 
 
 def mean_valid(s: np.ndarray) -> float:
@@ -187,6 +186,10 @@ class Evaluator:
         self.notices = notices if notices is not None else Notices()
         self.inputs = inputs if inputs is not None else {}
         self.raw = raw           # the results as loaded, before binding
+        if dets.img_idx is None or dets.cat_idx is None or dets.area is None:
+            raise ValueError("detections must be bound to the ground truth (lveval.io.results.bind)")
+        self.img_idx: np.ndarray = dets.img_idx   # bound columns, typed once for the selections
+        self.cat_idx: np.ndarray = dets.cat_idx
         self.fed = federated_mask(gt, dets.img_idx, dets.cat_idx) & evaluable_area(gt, dets.area)
         self.order = score_order(dets.score)   # shared by every selection and the matching
         self.match_order = self.order
@@ -194,14 +197,14 @@ class Evaluator:
             # pycocotools (useCats = 0) concatenates an image's detections class by class, then
             # sorts by score (stable): ties go by (category, file order). Under COCO rules its cap
             # is taken in that order too; lvis-api caps per image at load time, in file order.
-            self.match_order = agnostic_order(dets.cat_idx, dets.score)
+            self.match_order = agnostic_order(self.cat_idx, dets.score)
             if gt.kind == "coco":
                 self.order = self.match_order
         self.groups = class_groups(gt, self.params)
         self.num_classes = 1 if self.params.class_agnostic else gt.num_categories
 
     @classmethod
-    def load(cls, gt: Any, results: Any, params: Params | None = None, *, bar=None) -> "Evaluator":
+    def load(cls, gt: Any, results: Any, params: Params | None = None, *, bar=None) -> Evaluator:
         """Load and validate ``gt`` and ``results``, bind them, and collect notices and input digests.
 
         ``gt``: path, COCO/LVIS dict or GroundTruth; ``results``: path (.json,
@@ -232,15 +235,14 @@ class Evaluator:
 
     def old_selection(self, n: int | None = None) -> np.ndarray:
         n = self.params.max_dets_per_image if n is None else n
-        d = self.dets
         # pycocotools caps per image and category, lvis-api per image
         per_class_too = self.gt.kind == "coco" and not self.params.class_agnostic
-        group = d.img_idx * self.gt.num_categories + d.cat_idx if per_class_too else d.img_idx
-        return cap_per_image(group, d.score, n, self.order)
+        group = self.img_idx * self.gt.num_categories + self.cat_idx if per_class_too else self.img_idx
+        return cap_per_image(group, self.dets.score, -1 if n is None else n, self.order)
 
     def fixed_selection(self, k: int | None = None) -> np.ndarray:
         k = self.params.max_dets_per_class if k is None else k
-        return top_k_per_class(self.dets.cat_idx, self.dets.score, k, self.order)
+        return top_k_per_class(self.cat_idx, self.dets.score, k, self.order)
 
     def matching_for(self, selection: np.ndarray) -> Matching:
         return match(self.gt, self.dets, selection & self.fed, self.params, self.match_order)
@@ -454,12 +456,12 @@ def make_params(params: Params | None = None, **options: Any) -> Params:
     return base.replace(**changes) if changes else base
 
 
-def evaluate_loaded(ev: "Evaluator", bar=None) -> EvalResult:
+def evaluate_loaded(ev: Evaluator, bar=None) -> EvalResult:
     """The figures of an already loaded :class:`Evaluator` for ``ev.params.protocols``."""
     from .progress import Stages
 
     bar = bar if bar is not None else Stages([], enabled=False)
-    params, g, dets, protocols = ev.params, ev.gt, ev.dets, ev.params.protocols
+    params, g, protocols = ev.params, ev.gt, ev.params.protocols
     notices = ev.notices
     bar.start("selecting")
     sel_old, sel_fixed = ev.selections(protocols)
@@ -467,7 +469,7 @@ def evaluate_loaded(ev: "Evaluator", bar=None) -> EvalResult:
     bar.start("matching")
     m = ev.matching_for(sel_old | sel_fixed)
     bar.done()
-    num_dets = np.bincount(dets.cat_idx, minlength=g.num_categories)
+    num_dets = np.bincount(ev.cat_idx, minlength=g.num_categories)
     res = EvalResult(params=params, gt=g, notices=notices, matching=m, inputs=dict(ev.inputs))
     if "old" in protocols:
         bar.start("accumulating AP-Old")

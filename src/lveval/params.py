@@ -28,7 +28,7 @@ Policy = Literal["error", "skip"]
 
 IOU_TYPES: tuple[str, ...] = get_args(IouType)
 MASK_IOU_TYPES: tuple[str, ...] = ("segm", "boundary")   # types that evaluate masks
-PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
 DATASETS: tuple[str, ...] = get_args(Dataset)
 POLICIES: tuple[str, ...] = get_args(Policy)
 
@@ -100,6 +100,7 @@ class Params:
             object.__setattr__(self, "max_dets_per_image", default)
         if self.dataset == "coco":
             n = self.max_dets_per_image
+            assert n is not None   # set just above
             object.__setattr__(self, "coco_max_dets", tuple(m for m in limits[:-1] if m < n) + (n,))
 
     # ---- derived views ----------------------------------------------------------------------

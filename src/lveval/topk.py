@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Iterator, Optional, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import msgspec
 import numpy as np
 
 from .exceptions import InputError
 from .io import fastjson
-from .io.results import _ARRAY as _FULL_DECODER   # the loader's own record decoder
-from .io.results import _Int64 as _I64           # ids must fit int64 columns
 from .io.jsonfile import open_stream, repeated_key_error, repeated_keys_suspect
+from .io.results import _ARRAY as _FULL_DECODER  # the loader's own record decoder
+from .io.results import _Int64 as _I64  # ids must fit int64 columns
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file"]
 
@@ -243,7 +243,7 @@ class TopKPerClass:
         self._pool = _Pool(crit)
 
     # -- adding -------------------------------------------------------------------------------
-    def add(self, image_id, boxes, scores, classes, masks: Optional[Sequence] = None, *,
+    def add(self, image_id, boxes, scores, classes, masks: Sequence | None = None, *,
             box_format: str | None = None) -> None:
         """Add one image's detections: ``boxes`` (n, 4), ``scores`` (n,), ``classes`` (n,) category ids."""
         score = _to_numpy(scores, np.float64).reshape(-1)
@@ -251,7 +251,7 @@ class TopKPerClass:
         img = np.full(n, int(image_id), np.int64)
         self.add_columns(img, classes, score, boxes, masks, box_format=box_format)
 
-    def add_columns(self, image_id, category_id, score, bbox, masks: Optional[Sequence] = None, *,
+    def add_columns(self, image_id, category_id, score, bbox, masks: Sequence | None = None, *,
                     box_format: str | None = None) -> None:
         """Add detections of any images as columns (arrays of equal length)."""
         score = _to_numpy(score, np.float64).reshape(-1)
@@ -302,7 +302,7 @@ class TopKPerClass:
             out.update({k: cols[k] for k in names if k in cols})
         return out
 
-    def load_state(self, state: dict) -> "TopKPerClass":
+    def load_state(self, state: dict) -> TopKPerClass:
         """Append the rows of another collector's :meth:`state` (they come after this one's)."""
         segm = state.get("segmentation")
         self.add_columns(state["image_id"], state["category_id"], state["score"], state["bbox"],
@@ -310,12 +310,12 @@ class TopKPerClass:
         self._pool.n_seen += int(state.get("num_seen", 0)) - len(state["score"])
         return self
 
-    def merge(self, other: "TopKPerClass") -> "TopKPerClass":
+    def merge(self, other: TopKPerClass) -> TopKPerClass:
         """Add another collector's rows after this one's (e.g. from another worker); returns self."""
         return self.load_state(other.state())
 
     @classmethod
-    def from_states(cls, states: Iterable[dict]) -> "TopKPerClass":
+    def from_states(cls, states: Iterable[dict]) -> TopKPerClass:
         """One collector from several workers' states, in the given order."""
         states = list(states)
         if not states:
@@ -662,9 +662,9 @@ def _select_json(path: str, k: int, per_image: int | None, block_size: int, prog
         for chunk, starts, ends, base in recs:
             img, cat, score = _selection_columns(chunk, starts, ends, base, recs, path,
                                                  per_image or known is not None)
-            _check_scores(score, base, path, lambda i: recs.line_at(int(starts[i])))
+            _check_scores(score, base, path, lambda i, starts=starts: recs.line_at(int(starts[i])))
             if known is not None:
-                keep = known.keep(img, cat, base, path, lambda i: recs.line_at(int(starts[i])))
+                keep = known.keep(img, cat, base, path, lambda i, starts=starts: recs.line_at(int(starts[i])))
                 if keep is not None:
                     img, cat, score, starts, ends = img[keep], cat[keep], score[keep], starts[keep], ends[keep]
             cols = {"score": score, "start": starts, "len": (ends - starts).astype(np.int32)}

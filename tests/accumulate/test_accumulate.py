@@ -36,10 +36,10 @@ def test_pr_curve_equals_the_reference_loop(seed):
     num_gt = np.maximum(tp.sum(axis=1) + rng.integers(0, 4, L), 1)
     rec = np.asarray(REC_THRS) if seed % 2 else np.linspace(0, 1, int(rng.integers(2, 40)))
     q, rc = pr_curve(tp, fp, num_gt, rec)
-    for l in range(L):
-        rq, rrc = reference_curve(tp[l], fp[l], num_gt[l], rec)
-        np.testing.assert_array_equal(q[l], rq)
-        assert rc[l] == rrc
+    for row in range(L):
+        rq, rrc = reference_curve(tp[row], fp[row], num_gt[row], rec)
+        np.testing.assert_array_equal(q[row], rq)
+        assert rc[row] == rrc
 
 
 @pytest.mark.parametrize("num_gt", [1, 3, 7, 10, 49, 100, 101, 997])

@@ -62,7 +62,7 @@ def test_cross_fit_uses_a_model_fit_on_the_other_folds(small):
     got = cross_fit(factory, data, 3, seed=1)
     folds = image_folds(data.gt.img_ids, 3, seed=1)
     gt_dict = data.gt.dataset
-    for i, fold in enumerate(folds):
+    for _i, fold in enumerate(folds):
         others = np.setdiff1d(data.gt.img_ids, fold)
         # a ground truth with only the other folds' images, but every category
         train = CalibrationSet.load(subset_dataset(gt_dict, others), subset_results(small["test"], others))

@@ -6,13 +6,12 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import socket
-
-import pytest
-
 import os
+import socket
 import subprocess
 import sys
+
+import pytest
 
 from lveval.distributed import trust
 from lveval.exceptions import InputError

@@ -9,10 +9,12 @@ import sys
 import numpy as np
 import torch
 
-from .cli_figures import float32_xyxy_to_xywh
 from lveval.io.gt import load_gt
 from lveval.io.results import load_results
 from lveval.simulate import simulate
+
+from .cli_figures import float32_xyxy_to_xywh
+
 
 def samples(lvis_path, seed=3):
     """mmdet data samples (as Evaluator.process passes them: dicts) of the simulated detector, and

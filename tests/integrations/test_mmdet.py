@@ -5,7 +5,8 @@ import pytest
 pytest.importorskip("mmengine")
 torch = pytest.importorskip("torch")
 
-from .adapters_data import MM_CAPS, samples as _samples  # noqa: E402
+from .adapters_data import MM_CAPS  # noqa: E402
+from .adapters_data import samples as _samples  # noqa: E402
 from .cli_figures import cli_figures  # noqa: E402
 
 K, N = MM_CAPS

@@ -8,13 +8,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchmetrics")
 
-from .adapters_data import TM_KW, make_inputs  # noqa: E402
-from .cli_figures import cli_figures  # noqa: E402
 from lveval.integrations.torchmetrics import LVISMeanAveragePrecision  # noqa: E402
 from lveval.io.gt import load_gt  # noqa: E402
 from lveval.io.results import load_results  # noqa: E402
 from lveval.simulate import simulate  # noqa: E402
+
+from .adapters_data import TM_KW, make_inputs  # noqa: E402
+from .cli_figures import cli_figures  # noqa: E402
 from .tm_reference import tm_map  # noqa: E402
+
 
 def _ours(preds, targets, batch=4, **kw):
     m = LVISMeanAveragePrecision(**kw)

@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from .cli_figures import cli_figures
 from lveval.integrations import ultralytics as ul
 from lveval.io.gt import load_gt
 from lveval.io.results import load_results
 from lveval.simulate import simulate
+
+from .cli_figures import cli_figures
 
 
 def _yolo_name(cat) -> str:

@@ -239,7 +239,7 @@ def test_mutated_files_are_never_accepted_wrongly():
         try:
             general = _general(buf)
         except (msgspec.DecodeError, msgspec.ValidationError, InputError) as exc:
-            raise AssertionError(f"accepted what the general decoder refuses ({exc}): {buf!r}")
+            raise AssertionError(f"accepted what the general decoder refuses ({exc}): {buf!r}") from exc
         for f, g in zip(fast, general):
             np.testing.assert_array_equal(_bits(f) if f.dtype == np.float64 else f,
                                           _bits(g) if g.dtype == np.float64 else g)

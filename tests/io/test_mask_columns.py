@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.support.gen import make_dataset
 from lveval.exceptions import InputError
 from lveval.io import fastjson, masks
 from lveval.io.results import load_results, write_results
 from lveval.metrics import evaluate
+from tests.support.gen import make_dataset
 
 PURE = {"LVEVAL_PURE_JSON": "1", "LVEVAL_PURE_RLE": "1"}
 
@@ -235,7 +235,7 @@ def test_mutated_mask_files_are_never_accepted_wrongly():
         try:
             general = _columns(_ARRAY.decode(buf), "<test>")
         except (msgspec.DecodeError, msgspec.ValidationError, InputError) as exc:
-            raise AssertionError(f"accepted what the general decoder refuses ({exc}): {buf!r}")
+            raise AssertionError(f"accepted what the general decoder refuses ({exc}): {buf!r}") from exc
         for f, g in zip(fast[:4], (general.img_id, general.cat_id, general.score, general.bbox)):
             np.testing.assert_array_equal(f, g)
         assert _mask_list(fast[4]) == _mask_list(general.segm), buf

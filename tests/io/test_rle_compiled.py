@@ -78,7 +78,9 @@ def test_validity_equals_per_mask_decoder(mode):
             s += bytes(rng.integers(48, 112, int(rng.integers(1, 16))).astype(np.uint8))
         elif u < 0.45:
             hh += 1
-        strings.append(bytes(s)); h.append(hh); w.append(ww)
+        strings.append(bytes(s))
+        h.append(hh)
+        w.append(ww)
     ok, area, box = M.stats(M.RLEColumn.from_strings(strings, h, w))
     want = np.array([counts_problem(s, a * b) is None for s, a, b in zip(strings, h, w)])
     np.testing.assert_array_equal(ok, want)
@@ -105,8 +107,12 @@ def test_pair_iou_equals_pycocotools(mode):
         m = np.asarray(mask_utils.iou(d, g, cr), np.float64).reshape(nd, ng)
         for i in range(nd):
             for j in range(ng):
-                pd.append(len(dets) + i); pg.append(len(gts) + j); crowd.append(cr[j]); want.append(m[i, j])
-        dets += d; gts += g
+                pd.append(len(dets) + i)
+                pg.append(len(gts) + j)
+                crowd.append(cr[j])
+                want.append(m[i, j])
+        dets += d
+        gts += g
     got = M.pair_iou(_column(dets), _column(gts), np.array(pd), np.array(pg), np.array(crowd))
     np.testing.assert_array_equal(got, np.array(want))
     assert (got == 0).sum() > 50 and (got == 1).sum() > 20 and ((got > 0) & (got < 1)).sum() > 1000

@@ -150,7 +150,7 @@ def test_scores_by_hand():
     scores = bags_scores(torch.tensor([row], dtype=torch.float64), BaGSLoss(COUNTS).groups, K)[0]
     e = [math.exp(v) for v in row]
     p_fg = e[7] / (e[6] + e[7])
-    for group, cols in list(GROUP_COLS.items())[1:]:
+    for _group, cols in list(GROUP_COLS.items())[1:]:
         z = sum(e[c] for c in cols)
         for c in cols[:-1]:
             assert scores[c].item() == pytest.approx(e[c] / z * p_fg, rel=1e-12)

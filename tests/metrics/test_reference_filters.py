@@ -11,11 +11,10 @@ import copy
 import numpy as np
 import pytest
 
-from tests.support.differential import check_coco, check_lvis, close
-from tests.support.reference import run_coco, run_lvis
-from tests.support.reference import KEYS
 from lveval.metrics import evaluate
 from lveval.simulate import simulate
+from tests.support.differential import check_coco, check_lvis, close
+from tests.support.reference import KEYS, run_coco, run_lvis
 
 IMG = {"id": 1, "height": 100, "width": 100, "neg_category_ids": [], "not_exhaustive_category_ids": []}
 CATS = [{"id": 1, "name": "a", "frequency": "f"}, {"id": 2, "name": "b", "frequency": "r"}]

@@ -13,10 +13,11 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,11 +42,11 @@ class Case:
     ext: str = ".json"
     args: tuple = ()
     culprit: str = "results"
-    record: Optional[int] = None
-    line: Optional[int] = None
-    field: Optional[str] = None
+    record: int | None = None
+    line: int | None = None
+    field: str | None = None
     says: str = ""
-    check: Optional[Callable] = None   # for allowed inputs: check(output dict, stderr, runs)
+    check: Callable | None = None   # for allowed inputs: check(output dict, stderr, runs)
     env: dict = dc_field(default_factory=dict)
 
 
@@ -199,7 +200,8 @@ BAD = [
     Case("rle-bad-characters", M(lambda r: r[0]["segmentation"].update(counts="!!~~")),
          args=("--iou-type", "segm"), record=0, field="segmentation.counts", says="malformed compressed RLE"),
     Case("rle-counts-wrong-sum", M(lambda r: r[1]["segmentation"].update(counts=_small_rle_counts())),
-         args=("--iou-type", "segm"), record=1, field="segmentation.counts", says=f"runs sum to {10 * 10}, expected height*width = {100 * 120}"),
+         args=("--iou-type", "segm"), record=1, field="segmentation.counts",
+         says=f"runs sum to {10 * 10}, expected height*width = {100 * 120}"),
     Case("rle-list-counts-wrong-sum", M(lambda r: r[3]["segmentation"].update(counts=[5, 5])),
          args=("--iou-type", "segm"), record=3, field="segmentation.counts", says="sum to 10"),
     Case("polygon-two-points", M(lambda r: r[4].update(segmentation=[[1, 2, 30, 4]])),
@@ -305,7 +307,8 @@ BAD = [
                                                               for i in range(2000)],
                                               "categories": gt_dict()["categories"], "images": gt_dict()["images"]}),
          says="looks like a ground-truth file"),
-    Case("protocols-bogus", R(), args=("--protocols", "bogus"), culprit=None, says="option 'protocols': expected one of old, fixed, pooled, got 'bogus'"),
+    Case("protocols-bogus", R(), args=("--protocols", "bogus"), culprit=None,
+         says="option 'protocols': expected one of old, fixed, pooled, got 'bogus'"),
     Case("protocols-empty", R(), args=("--protocols", ","), culprit=None, says="option 'protocols': expected at least one of"),
     Case("scheduler-not-a-url", R(), args=("--scheduler", "not a url"), culprit=None, says="expected an address"),
     Case("scheduler-port-closed", R(), args=("--scheduler", "tcp://127.0.0.1:1"), culprit=None,
@@ -616,11 +619,11 @@ class Cmd:
     id: str
     argv: Callable            # paths dict -> arguments after `lveval`
     says: str
-    culprit: Optional[str] = None   # key of the path the message starts with
-    prepare: Optional[Callable] = None
-    record: Optional[int] = None
-    line: Optional[int] = None
-    field: Optional[str] = None
+    culprit: str | None = None   # key of the path the message starts with
+    prepare: Callable | None = None
+    record: int | None = None
+    line: int | None = None
+    field: str | None = None
 
 
 def _pretty_jsonl(p):
@@ -779,7 +782,9 @@ def test_report_full_disk_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
 
 def test_broken_pipe_is_quiet_and_the_json_is_still_written(tmp_path, gt_file, results_file):
     out = tmp_path / "out.json"
-    cmd = " ".join(f"'{x}'" for x in [*__import__("tests.reliability.relkit", fromlist=["LVEVAL"]).LVEVAL, "evaluate", gt_file, results_file, "--json", out])
+    from tests.reliability.relkit import LVEVAL
+
+    cmd = " ".join(f"'{x}'" for x in [*LVEVAL, "evaluate", gt_file, results_file, "--json", out])
     r = __import__("subprocess").run(f"{cmd} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}", shell=True,
                                      executable="/bin/bash", capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "0", r

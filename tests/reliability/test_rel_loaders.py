@@ -66,7 +66,7 @@ def test_record_at_counts_records_not_commas_in_strings(texts, block):
     buf = _array_with_tricky_strings(texts)
     starts = []   # byte offset where each record's text begins
     pos = 1
-    for i in range(len(texts)):
+    for _ in range(len(texts)):
         j = buf.index(b"{", pos)
         starts.append(j)
         # skip to the end of this record by decoding progressively

@@ -6,10 +6,10 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.reliability.relkit import run_cli
 from lveval.metrics import evaluate
 from lveval.simulate import simulate
 from lveval.topk import topk_file
+from tests.reliability.relkit import run_cli
 
 FIGS = ("fixed", "pooled")
 

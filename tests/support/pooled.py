@@ -25,7 +25,7 @@ def pooled_reference(dataset, results, iou_type="bbox"):
     n_img = len(p.img_ids)
     n_area = len(p.area_rng)
     records = []
-    for ci, cat in enumerate(p.cat_ids):
+    for ci, _cat in enumerate(p.cat_ids):
         for ii in range(n_img):
             r = e.eval_imgs[ci * n_area * n_img + ii]   # area index 0 ('all')
             if r is not None:

@@ -113,8 +113,9 @@ def findings(fig: dict) -> dict:
                                                            for v in groups.values())
     ngt = fig["counts"].get("classes_with_gt_by_frequency", {})
     text = (f"Lifting the per-image cap of {n} changes AP-Old by {_dpts(d_cap)} points"
-            + (" (" + ", ".join(f"{k} {_dpts(v)}" + (f" over {ngt[k[-1]]} class{'' if ngt[k[-1]] == 1 else 'es'} with ground truth"
-                                                      if k[-1] in ngt else "")
+            + (" (" + ", ".join(f"{k} {_dpts(v)}"
+                                + (f" over {ngt[k[-1]]} class{'' if ngt[k[-1]] == 1 else 'es'} with ground truth"
+                                   if k[-1] in ngt else "")
                                 for k, v in groups.items()) + ")" if groups else "")
             + (": AP-Old depends on the cap." if cap_sens else ": AP-Old barely depends on the cap.")
             + f" (We call it dependent from {SENSITIVE_POINTS} points on AP or {2 * SENSITIVE_POINTS} on "

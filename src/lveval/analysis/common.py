@@ -89,7 +89,7 @@ class Session:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, gt, results, params: Params | None = None, **options) -> "Session":
+    def load(cls, gt, results, params: Params | None = None, **options) -> Session:
         """Load and validate ``gt`` and ``results`` (anything ``lveval.evaluate`` accepts); ``options``
         are :class:`~lveval.params.Params` fields overriding ``params``."""
         t0 = time.perf_counter()
@@ -99,7 +99,7 @@ class Session:
         return s
 
     @classmethod
-    def from_parts(cls, gt: GroundTruth, dets: Detections, params: Params) -> "Session":
+    def from_parts(cls, gt: GroundTruth, dets: Detections, params: Params) -> Session:
         """A session over already bound detections (e.g. a subset after NMS)."""
         return cls(gt=gt, dets=dets, params=params, ev=Evaluator(gt, dets, params))
 

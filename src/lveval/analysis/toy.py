@@ -18,7 +18,7 @@ engine does the same, so here the per-class APs come from the engine and the
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def class_aps(b_present: bool, scores: dict, cap: int | None) -> dict:
     return dict(_class_aps(b_present, tuple(sorted(scores.items())), cap))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _class_aps(b_present: bool, scores: tuple, cap: int | None) -> tuple:
     scores = dict(scores)
     s = Session.load(toy_dataset(b_present), toy_results(scores), max_dets_per_image=CAP)

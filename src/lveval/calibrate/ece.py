@@ -16,8 +16,9 @@ class, and reports results by LVIS frequency group (rare/common/frequent).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -151,8 +152,8 @@ def reliability_diagram(
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     series: dict[str, Any]
     single = not isinstance(scores, Mapping)

@@ -280,7 +280,7 @@ class GroupedCalibrator:
         return make_calibrator(self.method, **self.method_params)
 
     def fit(self, gt: Any, results: Any, *, dataset: str | None = None, on_unknown_image: str = "error",
-            on_unknown_category: str = "error") -> "GroupedCalibrator":
+            on_unknown_category: str = "error") -> GroupedCalibrator:
         """Label ``results`` against ``gt`` at the calibration IoU and fit (see :meth:`fit_samples`)."""
         g, _, samples = calibration_samples(gt, results, iou=self.iou, iou_type=self.iou_type,
                                             max_dets_per_class=self.max_dets_per_class, dataset=dataset,
@@ -288,7 +288,7 @@ class GroupedCalibrator:
                                             on_unknown_category=on_unknown_category)
         return self.fit_samples(g, samples)
 
-    def fit_samples(self, gt: GroundTruth, samples: Samples) -> "GroupedCalibrator":
+    def fit_samples(self, gt: GroundTruth, samples: Samples) -> GroupedCalibrator:
         """Fit from labelled samples; ``gt`` gives the category list and frequencies."""
         K = gt.num_categories
         if len(samples) == 0:
@@ -437,7 +437,7 @@ class GroupedCalibrator:
                 "categories": cats}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], path: str | None = None) -> "GroupedCalibrator":
+    def from_dict(cls, d: dict[str, Any], path: str | None = None) -> GroupedCalibrator:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError(f"not an lveval calibration model (expected \"format\": \"{FORMAT}\")", path=path)
         if d.get("format_version") != FORMAT_VERSION:
@@ -475,7 +475,7 @@ class GroupedCalibrator:
         write_json(os.fspath(path), self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "GroupedCalibrator":
+    def load(cls, path: str | os.PathLike[str]) -> GroupedCalibrator:
         from ..io.jsonfile import loads_any, read_bytes
 
         p = os.fspath(path)

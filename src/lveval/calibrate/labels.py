@@ -20,8 +20,9 @@ top-K selection has to be recomputed for each subset.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def take(self, mask: np.ndarray) -> "Samples":
+    def take(self, mask: np.ndarray) -> Samples:
         return Samples(self.rows[mask], self.cat_idx[mask], self.img_idx[mask], self.score[mask],
                        self.label[mask])
 

@@ -237,10 +237,10 @@ def keep_rank(
 # base class and registry
 # ----------------------------------------------------------------------------
 
-_REGISTRY: dict[str, type["Calibrator"]] = {}
+_REGISTRY: dict[str, type[Calibrator]] = {}
 
 
-def _register(cls: type["Calibrator"]) -> type["Calibrator"]:
+def _register(cls: type[Calibrator]) -> type[Calibrator]:
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -260,7 +260,7 @@ class Calibrator:
         self._fitted = False
 
     # -- public API ---------------------------------------------------------
-    def fit(self, scores: Any, labels: Any) -> "Calibrator":
+    def fit(self, scores: Any, labels: Any) -> Calibrator:
         """Fit on raw scores and 0/1 correctness labels (1 = true positive)."""
         s, y = _as_fit_inputs(scores, labels)
         self._fit(s, y)
@@ -300,7 +300,7 @@ class Calibrator:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibrator":
+    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
         """Inverse of :meth:`to_dict`."""
         if d.get("method") != cls.name:
             raise ValueError(f"dict describes method {d.get('method')!r}, not {cls.name!r}")
@@ -506,7 +506,7 @@ class BBQ(Calibrator):
         self.prior_strength = float(prior_strength)
 
     @classmethod
-    def netcal_compatible(cls, scoring: str = "AIC") -> "BBQ":
+    def netcal_compatible(cls, scoring: str = "AIC") -> BBQ:
         """BBQ configured like ``netcal.binning.BBQ(scoring)``: equal-width bins, elbow pruning."""
         return cls(scoring=scoring, binning="uniform", prune="elbow")
 

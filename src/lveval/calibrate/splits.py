@@ -12,8 +12,9 @@ the set it applies to; labels come from :class:`~lveval.calibrate.labels.Labelle
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class CalibrationSet:
     @classmethod
     def load(cls, gt: Any, results: Any, *, iou: float = DEFAULT_IOU, iou_type: str = "bbox",
              max_dets_per_class: int = 10_000, dataset: str | None = None, on_unknown_image: str = "error",
-             on_unknown_category: str = "error") -> "CalibrationSet":
+             on_unknown_category: str = "error") -> CalibrationSet:
         g, d = load_and_bind(gt, results, iou_type=iou_type, dataset=dataset, on_unknown_image=on_unknown_image,
                              on_unknown_category=on_unknown_category)
         return cls(g, d, Labeller(g, d, iou=iou, iou_type=iou_type, max_dets_per_class=max_dets_per_class))

@@ -47,7 +47,7 @@ def _registrations(modules) -> list:
 
 def build_parser(all_groups: bool = True) -> argparse.ArgumentParser:
     """The argument parser (``all_groups=False``: the core commands only)."""
-    from .options import common, eval_kwargs, eval_options   # numpy and the rest: after the signal handlers
+    from .options import common, eval_kwargs, eval_options  # numpy and the rest: after the signal handlers
 
     p = argparse.ArgumentParser(prog="lveval", description="Evaluate large-vocabulary object detectors: "
                                 "AP-Old, AP-Fixed and AP-Pool (Dave et al., 2021).")

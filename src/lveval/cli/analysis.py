@@ -170,7 +170,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
     res = subsets(s, caps)
     labels = [limit_label(c) for c in res["caps"]]
     print("Per-image cap on class subsets (paper Table 3): results and ground truth restricted to each subset\n")
-    print(f"{'subset':<8}{'classes':>9}{'with GT':>9}{'inst/class':>12}" + "".join(f"{'AP@' + l:>10}" for l in labels)
+    print(f"{'subset':<8}{'classes':>9}{'with GT':>9}{'inst/class':>12}" + "".join(f"{'AP@' + lbl:>10}" for lbl in labels)
           + f"{'change':>9}")
     for r in res["subsets"]:
         print(f"{r['subset']:<8}{r['num_classes']:>9,}{r['num_classes_with_gt']:>9,}{r['instances_per_class']:>12.1f}"
@@ -240,7 +240,8 @@ def cmd_audit(a, eval_kwargs) -> int:
         if key in f:
             print("- " + f[key]["text"])
     print("\n" + f["recommendation"])
-    print(f"\nwrote {os.path.join(a.out, 'index.html')} (report.md, figures.json and {sum(x.endswith('.png') for x in fig['files'])} "
+    n_png = sum(x.endswith(".png") for x in fig["files"])
+    print(f"\nwrote {os.path.join(a.out, 'index.html')} (report.md, figures.json and {n_png} "
           f"plots beside it) in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -39,7 +39,6 @@ from ..match import Matching
 from ..metrics import Evaluator, class_ap, summarize_pooled
 from ..select import refine
 
-
 UNION_WORK = 2_000_000_000   # row-replicates beyond which every row of a bound class is matched
 
 

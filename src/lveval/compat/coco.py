@@ -118,7 +118,7 @@ class COCOeval:
         self._perm = np.searchsorted(self._gt.cat_ids, np.asarray(p.catIds, np.int64)) if p.useCats else \
             np.zeros(1, np.int64)   # useCats = 0: one pseudo-category, as pycocotools' catIds = [-1]
         self._paramsEval = copy.deepcopy(self.params)
-        print("DONE (t={:0.2f}s).".format(time.time() - tic))
+        print(f"DONE (t={time.time() - tic:0.2f}s).")
 
     def accumulate(self, p=None):
         """Precision (T, R, K, A, M) and recall (T, K, A, M) into ``self.eval``; M = ``maxDets``."""
@@ -141,7 +141,7 @@ class COCOeval:
         self.eval = {"params": p, "counts": list(precision.shape),
                      "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
                      "precision": precision, "recall": recall, "scores": -np.ones_like(precision)}
-        print("DONE (t={:0.2f}s).".format(time.time() - tic))
+        print(f"DONE (t={time.time() - tic:0.2f}s).")
 
     def summarize(self):
         """pycocotools' 12 statistics into ``self.stats`` (printed as pycocotools prints them)."""
@@ -151,8 +151,8 @@ class COCOeval:
             istr = " {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}"
             title = "Average Precision" if ap == 1 else "Average Recall"
             kind = "(AP)" if ap == 1 else "(AR)"
-            iou = "{:0.2f}:{:0.2f}".format(p.iouThrs[0], p.iouThrs[-1]) if iouThr is None \
-                else "{:0.2f}".format(iouThr)
+            iou = f"{p.iouThrs[0]:0.2f}:{p.iouThrs[-1]:0.2f}" if iouThr is None \
+                else f"{iouThr:0.2f}"
             aind = [i for i, a in enumerate(p.areaRngLbl) if a == areaRng]
             mind = [i for i, m in enumerate(p.maxDets) if m == maxDets]
             s = self.eval["precision"] if ap == 1 else self.eval["recall"]

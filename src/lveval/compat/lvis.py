@@ -39,8 +39,8 @@ from ..exceptions import InputError
 from ..io.gt import GroundTruth, load_gt
 from ..io.jsonfile import loads_any, read_bytes
 from ..io.results import Detections
-from ..select import cap_per_image, top_k_per_class
 from ..metrics import mean_valid
+from ..select import cap_per_image, top_k_per_class
 from ._common import dataset_of, engine_params, load_detections, prepare
 
 log = logging.getLogger("lveval.compat")
@@ -213,8 +213,9 @@ class LVISResults(LVIS):
                 r["area"] = w * h
             r["id"] = i + 1
         if self.area_from == "mask" and recs:
-            from ..io.results import mask_area
             from pycocotools import mask as mask_utils
+
+            from ..io.results import mask_area
 
             rles = [dict(r["segmentation"], counts=r["segmentation"]["counts"].encode())
                     if isinstance(r["segmentation"].get("counts"), str) else r["segmentation"] for r in recs]
@@ -260,8 +261,8 @@ def _as_results(lvis_gt, lvis_dt):
         return lvis_dt.detections, lvis_dt.area_from
     ds = getattr(lvis_dt, "dataset", None)
     if isinstance(ds, dict) and "annotations" in ds:     # lvis-api's LVISResults: already capped
-        from ._common import columns_from_anns
         from ..io.results import load_results
+        from ._common import columns_from_anns
 
         cols, area = columns_from_anns(ds["annotations"])
         return load_results(cols), area
@@ -385,7 +386,7 @@ class LVISEval:
         ``10000/cat`` or ``300/im,10000/cat``."""
         im, cat = self.params.max_dets, getattr(self.params, "max_dets_per_cat", -1)
         if cat is None or cat < 0:
-            return str(im), "{:>3d}".format(im)
+            return str(im), f"{im:>3d}"
         if im < 0:
             return f"{cat}/cat", f"{cat}/cat"
         return f"{im}/im,{cat}/cat", f"{im}/im,{cat}/cat"
@@ -422,9 +423,9 @@ class LVISEval:
         for key, value in self.results.items():
             title, kind = ("Average Precision", "(AP)") if "AP" in key else ("Average Recall", "(AR)")
             if len(key) > 2 and key[2].isdigit():
-                iou = "{:0.2f}".format(float(key[2:]) / 100)
+                iou = f"{float(key[2:]) / 100:0.2f}"
             else:
-                iou = "{:0.2f}:{:0.2f}".format(self.params.iou_thrs[0], self.params.iou_thrs[-1])
+                iou = f"{self.params.iou_thrs[0]:0.2f}:{self.params.iou_thrs[-1]:0.2f}"
             group = key[2] if len(key) > 2 and key[2] in "rcf" else "all"
             area = key[2] if len(key) > 2 and key[2] in "sml" else "all"
             print(template.format(title, kind, iou, area, md, group, value))

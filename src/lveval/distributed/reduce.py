@@ -15,8 +15,7 @@ import numpy as np
 from ..exceptions import Notices
 from ..io.results import coverage_warning
 from ..match import Matching
-from ..metrics import (EvalResult, fixed_budget_warning, per_class_table, pooled_curves, summarize,
-                       summarize_pooled)
+from ..metrics import EvalResult, fixed_budget_warning, per_class_table, pooled_curves, summarize, summarize_pooled
 from ..select import refine
 from .work import ShardResult
 

@@ -94,7 +94,7 @@ class CapColumns:
     score: np.ndarray
     record: np.ndarray
 
-    def read(self) -> "CapColumns":
+    def read(self) -> CapColumns:
         return self
 
 
@@ -268,9 +268,13 @@ def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) 
         chunks, cur, first, n_cur, r0 = [], [], [], 0, 0
         for rg in range(pf.metadata.num_row_groups):
             n = pf.metadata.row_group(rg).num_rows
-            cur.append(rg); first.append(r0); n_cur += n; r0 += n
+            cur.append(rg)
+            first.append(r0)
+            n_cur += n
+            r0 += n
             if n_cur >= chunk_rows:
-                chunks.append(ParquetRowGroups(os.path.abspath(path), cur, first)); cur, first, n_cur = [], [], 0
+                chunks.append(ParquetRowGroups(os.path.abspath(path), cur, first))
+                cur, first, n_cur = [], [], 0
         if cur:
             chunks.append(ParquetRowGroups(os.path.abspath(path), cur, first))
         return Sharded(shards, assign_gt(gt, shard_ids), chunks, file_digest(path))
@@ -334,10 +338,10 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
     file order with a ``record`` column (the row's index in ``results``).
     Returns the manifest.
     """
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    import tempfile
 
     from .. import atomic
     from ..atomic import atomic_write, check_output, output_dir

@@ -231,7 +231,8 @@ def evaluate_shard(source, gt, cats: np.ndarray, params, protocols: tuple,
         out.runs = {"score": m.score[keep], "img": m.img[keep].astype(small), "cat": m.cat[keep].astype(small),
                     "matched": m.matched[0][keep], "ignored": m.ignored[0][keep]}
     out.stats = {"rows": n, "matched_rows": len(m.det), "classes": len(cats),
-                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0, "read_seconds": t_read, "match_seconds": t_match,
+                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0,
+                 "read_seconds": t_read, "match_seconds": t_match,
                  "read_cpu_seconds": c_read, "match_cpu_seconds": c_match,
                  "rss_start": rss0, "rss_end": _rss(),
                  "peak_rss": peak_rss(), "pid": os.getpid()}

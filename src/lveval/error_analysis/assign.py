@@ -113,8 +113,10 @@ def assign(ev: Evaluator, selection: np.ndarray) -> Assignment:
 def _classify(gt, dets, m: Matching, cand: np.ndarray, regular: np.ndarray, used: np.ndarray, iou_type: str):
     """Error code and target object of the candidate rows ``cand`` (TIDE's tests, in its order)."""
     nc = len(cand)
-    sc_v = np.zeros(nc); sc_g = np.full(nc, -1, np.int64)    # best own-class IoU (any object)
-    oc_v = np.zeros(nc); oc_g = np.full(nc, -1, np.int64)    # best other-class IoU
+    sc_v = np.zeros(nc)  # best own-class IoU (any object)
+    sc_g = np.full(nc, -1, np.int64)
+    oc_v = np.zeros(nc)  # best other-class IoU
+    oc_g = np.full(nc, -1, np.int64)
     su_v = np.zeros(nc)                                       # best own-class IoU with a matched object
     al_v = np.zeros(nc)                                       # best IoU with any object
     c_cat = m.cat[cand]

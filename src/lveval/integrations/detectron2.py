@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class LVEvalEvaluator:
         self.reset()
 
     @classmethod
-    def from_dataset_name(cls, dataset_name: str, **kw) -> "LVEvalEvaluator":
+    def from_dataset_name(cls, dataset_name: str, **kw) -> LVEvalEvaluator:
         """Build from a registered detectron2 dataset (its ``json_file`` and class id mapping)."""
         from detectron2.data import MetadataCatalog
 

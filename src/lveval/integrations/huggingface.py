@@ -23,7 +23,7 @@ Nothing here imports transformers or torch.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..topk import _to_numpy
 from .labels import CategoryResolver, is_text

@@ -13,7 +13,8 @@ workers can exchange them with any transport (``torch.distributed``'s
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class ImageLog:
         self._ids, self._counts = [u], [tot]
         return {"image_id": u, "num_dets": tot}
 
-    def load_state(self, state: dict) -> "ImageLog":
+    def load_state(self, state: dict) -> ImageLog:
         self.add(state["image_id"], state["num_dets"])
         return self
 
@@ -216,7 +217,7 @@ class TopKPerClassCollector(TopKPerClass):
             s["unknown_labels"] = dict(self.resolver.unknown)
         return s
 
-    def load_state(self, state: dict) -> "TopKPerClassCollector":
+    def load_state(self, state: dict) -> TopKPerClassCollector:
         super().load_state(state)
         if "images" in state:
             self.images.load_state(state["images"])
@@ -291,7 +292,7 @@ class FixedAPMetric:
         """Picklable state (numpy arrays) for exchange between workers."""
         return self.collector.state()
 
-    def merge(self, other) -> "FixedAPMetric":
+    def merge(self, other) -> FixedAPMetric:
         """Add another worker's detections (a FixedAPMetric or its :meth:`state`); returns self."""
         s = other.state() if isinstance(other, FixedAPMetric) else other
         self.collector.load_state(s)

@@ -25,7 +25,7 @@ file's category order (for COCO files, the categories named in
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -56,7 +56,7 @@ def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat,
         finally:
             view.release()   # before the map closes
     d = concat(parts)
-    d.digest = digest or "sha256:" + h.hexdigest()
+    d.digest = digest or "sha256:" + h.hexdigest()  # type: ignore[union-attr]
     return d
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from .chunks import RECORD_SEP
 
 try:
-    from . import _jsoncols
+    from . import _jsoncols  # type: ignore[attr-defined]
 except ImportError:   # built without a C compiler: the general decoder does everything
     _jsoncols = None
 
@@ -75,7 +75,7 @@ def _parse_masks(buf, start: int, end: int, lines: bool, counts: np.ndarray):
         return None
     cols = (img[:rows], cat[:rows], score[:rows], bbox[:rows], has_bbox[:rows].view(bool), seg_h[:rows],
             seg_w[:rows], off[:rows + 1], n_bytes)
-    return cols + ((line[:rows], newlines) if lines else ())
+    return cols + ((line[:rows], newlines) if lines else ())  # type: ignore[index]
 
 
 def _drop(store, lo: int, hi: int) -> None:
@@ -163,7 +163,7 @@ def _parse(buf, start: int, end: int, lines: bool):
                                                       *([line] if lines else []))
     if status != 0:
         return None
-    return (img[:rows], cat[:rows], score[:rows], bbox[:rows]) + ((line[:rows], newlines) if lines else ())
+    return (img[:rows], cat[:rows], score[:rows], bbox[:rows]) + ((line[:rows], newlines) if lines else ())  # type: ignore[index]
 
 
 def _pieces(buf, start: int, end: int, threads: int | None, lines: bool, parse):

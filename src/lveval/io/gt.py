@@ -150,7 +150,7 @@ def load_gt(source: Any, *, dataset: str | None = None) -> GroundTruth:
     """
     if isinstance(source, GroundTruth):
         if dataset and dataset != source.kind:
-            return from_dict(source.dataset, path=source.path, dataset=dataset)
+            return from_dict(source.dataset, path=source.path, dataset=dataset)  # type: ignore[arg-type]
         return source
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
@@ -397,7 +397,7 @@ def from_dict(data: dict, *, path: str = "<ground truth>", dataset: str | None =
                                      f"count), got {_show(poly)}", path=path, record=i,
                                      field="annotations.segmentation")
 
-    lists = {"neg_category_ids": ([], []), "not_exhaustive_category_ids": ([], [])}   # (image idx, ids)
+    lists = {"neg_category_ids": ([], []), "not_exhaustive_category_ids": ([], [])}   # type: ignore[var-annotated]  # (image idx, ids)
     missing_fed = 0
     for ii, i in enumerate(order):
         im = images[i]

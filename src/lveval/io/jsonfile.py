@@ -18,7 +18,6 @@ import orjson
 from ..exceptions import InputError, ResourceError
 from .chunks import CHUNK_BYTES
 
-
 # ---------------------------------------------------------------------------------------------
 # Reading inputs: files, pipes and process substitution, gzip and zstd
 
@@ -137,14 +136,14 @@ def read_bytes(path: str | os.PathLike, budget: int | None = None) -> bytes:
             while block:
                 chunk = dec.decompress(block) if dec is not None else block
                 block = b""
-                if kind == "gzip" and dec.eof and dec.unused_data:   # concatenated gzip members
-                    block = dec.unused_data
+                if kind == "gzip" and dec.eof and dec.unused_data:   # type: ignore[union-attr]  # concatenated gzip members
+                    block = dec.unused_data  # type: ignore[union-attr]
                     dec = _decompressor(kind, path)
                 total += len(chunk)
                 if budget is not None and total > budget:
                     raise too_big()
                 parts.append(chunk)
-        if kind == "gzip" and not dec.eof:
+        if kind == "gzip" and not dec.eof:  # type: ignore[union-attr]
             raise InputError("the gzip data ends early (truncated?)", path=path)
     return b"".join(parts)
 

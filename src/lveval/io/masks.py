@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 try:
-    from . import _rle
+    from . import _rle  # type: ignore[attr-defined]
 except ImportError:   # built without a C compiler
     _rle = None
 
@@ -72,7 +72,7 @@ class RLEColumn(Sequence):
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def take(self, idx) -> "RLEColumn":
+    def take(self, idx) -> RLEColumn:
         """Rows ``idx`` (indices or a boolean mask), in that order."""
         idx = np.asarray(idx)
         if idx.dtype == bool:
@@ -94,14 +94,14 @@ class RLEColumn(Sequence):
         return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx])
 
     @classmethod
-    def from_strings(cls, strings: list, h, w) -> "RLEColumn":
+    def from_strings(cls, strings: list, h, w) -> RLEColumn:
         lens = np.fromiter(map(len, strings), np.int64, len(strings))
         off = np.zeros(len(strings) + 1, np.int64)
         np.cumsum(lens, out=off[1:])
         return cls(b"".join(strings), off, h, w)
 
     @classmethod
-    def concat(cls, parts: list) -> "RLEColumn":
+    def concat(cls, parts: list) -> RLEColumn:
         if len(parts) == 1:
             return parts[0]
         sizes = np.cumsum([0] + [len(p.data) for p in parts])
@@ -192,7 +192,7 @@ def stats(col: RLEColumn, boxes: bool = True) -> tuple[np.ndarray, np.ndarray, n
             sub = rles[j:j + 255]
             area[lo + good[j:j + 255]] = np.asarray(mask_utils.area(sub), np.float64).reshape(-1)
             if boxes:
-                box[lo + good[j:j + 255]] = np.asarray(mask_utils.toBbox(sub), np.float64).reshape(-1, 4)
+                box[lo + good[j:j + 255]] = np.asarray(mask_utils.toBbox(sub), np.float64).reshape(-1, 4)  # type: ignore[index]
     return ok, area, box
 
 

@@ -9,19 +9,31 @@ import hashlib
 import math
 import os
 import re
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from operator import attrgetter
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
 
 from ..exceptions import InputError, Notices
 from .chunks import concat_columns, decode_chunked
-from .jsonfile import (CHUNKED_ABOVE, COMPRESSED_SUFFIXES, check_file, check_memory, decode_error, no_gc,
-                       not_json_reason, plain_file, read_bytes, repeated_key_error, repeated_keys_suspect,
-                       strip_bom, too_deep_error)
+from .jsonfile import (
+    CHUNKED_ABOVE,
+    COMPRESSED_SUFFIXES,
+    check_file,
+    check_memory,
+    decode_error,
+    no_gc,
+    not_json_reason,
+    plain_file,
+    read_bytes,
+    repeated_key_error,
+    repeated_keys_suspect,
+    strip_bom,
+    too_deep_error,
+)
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
 
@@ -30,7 +42,7 @@ class _Det(msgspec.Struct, gc=False):
     image_id: _Int64
     category_id: _Int64
     score: float
-    bbox: Optional[tuple[float, float, float, float]] = None
+    bbox: tuple[float, float, float, float] | None = None
     segmentation: Any = None
 
 
@@ -45,21 +57,21 @@ class Detections:
     img_id: np.ndarray                 # (N,) int64
     cat_id: np.ndarray                 # (N,) int64
     score: np.ndarray                  # (N,) float64
-    bbox: Optional[np.ndarray] = None  # (N, 4) float64 xywh
-    segm: Optional[Any] = None         # N masks: an RLEColumn, or a list of RLE dicts / polygons
+    bbox: np.ndarray | None = None  # (N, 4) float64 xywh
+    segm: Any | None = None         # N masks: an RLEColumn, or a list of RLE dicts / polygons
     path: str = "<results>"
-    img_idx: Optional[np.ndarray] = None
-    cat_idx: Optional[np.ndarray] = None
-    area: Optional[np.ndarray] = None
-    record: Optional[np.ndarray] = None  # original record index of each row (after skips)
-    digest: Optional[str] = None         # "sha256:..." of the file it was read from
-    line: Optional[np.ndarray] = None    # 1-based line of each row in a JSON Lines file
+    img_idx: np.ndarray | None = None
+    cat_idx: np.ndarray | None = None
+    area: np.ndarray | None = None
+    record: np.ndarray | None = None  # original record index of each row (after skips)
+    digest: str | None = None         # "sha256:..." of the file it was read from
+    line: np.ndarray | None = None    # 1-based line of each row in a JSON Lines file
     notices: Notices = field(default_factory=Notices)
 
     def __len__(self) -> int:
         return len(self.score)
 
-    def take(self, idx: np.ndarray) -> "Detections":
+    def take(self, idx: np.ndarray) -> Detections:
         """Rows ``idx`` (bool mask or indices), keeping their relative order."""
         idx = np.asarray(idx)
         if idx.dtype == bool:
@@ -77,7 +89,7 @@ class Detections:
             r = {"image_id": int(self.img_id[i]), "category_id": int(self.cat_id[i]),
                  "score": float(self.score[i])}
             if self.bbox is not None:
-                r["bbox"] = [float(v) for v in self.bbox[i]]
+                r["bbox"] = [float(v) for v in self.bbox[i]]  # type: ignore[assignment]
             if self.segm is not None and self.segm[i] is not None:
                 r["segmentation"] = _segm_record(self.segm[i])
             out.append(r)
@@ -204,8 +216,8 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
 
 
 def _from_parquet(path: str) -> Detections:
-    import pyarrow.parquet as pq
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
@@ -524,9 +536,9 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
                     digest = "sha256:" + hasher.hexdigest()
                 else:
                     with ThreadPoolExecutor(1) as pool:
-                        digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())
+                        digest = pool.submit(lambda: "sha256:" + hashlib.sha256(view).hexdigest())  # type: ignore[assignment]
                         cols = fastjson.box_columns(mm, *edges, lines=lines)
-                        digest = digest.result()
+                        digest = digest.result()  # type: ignore[attr-defined]
             finally:
                 view.release()   # before the map closes
     if cols is None or (lines and len(cols[0]) == 0):   # no records: the general reader says why
@@ -634,7 +646,7 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
         bbox = mask_box
     if area is None:
         with np.errstate(over="ignore", under="ignore"):   # inf and 0 are what lvis-api computes too
-            area = bbox[:, 2] * bbox[:, 3]
+            area = bbox[:, 2] * bbox[:, 3]  # type: ignore[index]
     if len(dets) and bbox is not None:
         h = gt.img_h[img_idx]
         w = gt.img_w[img_idx]
@@ -652,7 +664,7 @@ def bind(dets: Detections, gt, *, iou_type: str = "bbox", on_unknown_image: str 
 
 def images_covered(dets: Detections, gt) -> np.ndarray:
     """Bool (num_images,): images with at least one bound result."""
-    return np.bincount(dets.img_idx, minlength=gt.num_images) > 0 if len(dets) else np.zeros(gt.num_images, bool)
+    return np.bincount(dets.img_idx, minlength=gt.num_images) > 0 if len(dets) else np.zeros(gt.num_images, bool)  # type: ignore[arg-type]
 
 
 COVERAGE_WARNING = "results cover "   # the start of coverage_warning's text
@@ -662,7 +674,7 @@ def coverage_warning(dets: Detections | None, gt, covered_mask: np.ndarray | Non
     """A warning when bound results cover less than 90% of the ground truth's images (results of a
     subset evaluated against the whole set?); None otherwise, and for an empty result set.
     ``covered_mask``: :func:`images_covered` when the results are not at hand (sharded runs)."""
-    mask = images_covered(dets, gt) if covered_mask is None else covered_mask
+    mask = images_covered(dets, gt) if covered_mask is None else covered_mask  # type: ignore[arg-type]
     covered = int(np.count_nonzero(mask))
     if covered == 0 or covered >= 0.9 * gt.num_images:
         return None
@@ -780,11 +792,11 @@ def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, line
         where = dict(path=path, record=int(rec[i]), line=None if lines is None else int(lines[i]))
         if isinstance(s, dict) and "counts" in s and "size" in s:
             sub, _, why = (rle_problem(s, hi, wi) or "counts: malformed compressed RLE").partition(": ")
-            raise InputError(why, **where, field=f"segmentation.{sub}")
+            raise InputError(why, **where, field=f"segmentation.{sub}")  # type: ignore[arg-type]
         if isinstance(s, list):
-            raise InputError(polygon_problem(s), **where, field="segmentation")
+            raise InputError(polygon_problem(s), **where, field="segmentation")  # type: ignore[arg-type]
         raise InputError(f"expected an RLE {{size, counts}} or a list of polygons, got {type(s).__name__}",
-                         **where, field="segmentation")
+                         **where, field="segmentation")  # type: ignore[arg-type]
     if box is not None:
         col.box = box   # kept for matching: masks whose boxes do not meet need no IoU
     return col, area, box

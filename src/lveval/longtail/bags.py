@@ -17,7 +17,7 @@ default edges (10, 100, 1000) the bins are [0,10), [10,100), [100,1000),
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -13,7 +13,7 @@ because the score rule is part of what a loss changes (paper Figure 3).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

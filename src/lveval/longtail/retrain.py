@@ -8,7 +8,7 @@ ICLR 2020).  Everything else stays frozen.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

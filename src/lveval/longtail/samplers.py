@@ -22,7 +22,8 @@ repeating its start to a multiple of ``num_replicas``, as
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class ClassStats:
         """Map category id -> class index."""
         return {int(c): i for i, c in enumerate(self.ids)}
 
-    def subset(self, indices: Sequence[int]) -> "ClassStats":
+    def subset(self, indices: Sequence[int]) -> ClassStats:
         """Statistics of the classes at ``indices`` (same image denominator)."""
         idx = np.asarray(indices, dtype=np.int64)
         return ClassStats(
@@ -104,7 +105,7 @@ class ClassStats:
     @classmethod
     def from_cat_info(
         cls, src: str | os.PathLike | Iterable[Mapping[str, Any]], num_images: int | None = None
-    ) -> "ClassStats":
+    ) -> ClassStats:
         """Build from a cat-info list (path or list of dicts), sorted by id.
 
         ``num_images`` defaults to :data:`LVIS_V1_TRAIN_NUM_IMAGES` because the
@@ -114,7 +115,7 @@ class ClassStats:
         return cls._from_records(cats, LVIS_V1_TRAIN_NUM_IMAGES if num_images is None else num_images)
 
     @classmethod
-    def from_dataset(cls, src: str | os.PathLike | Mapping[str, Any]) -> "ClassStats":
+    def from_dataset(cls, src: str | os.PathLike | Mapping[str, Any]) -> ClassStats:
         """Count images and instances per category of a COCO/LVIS-format GT dict or file."""
         dataset = load_json(src)
         image_count: dict[int, int] = {}
@@ -136,7 +137,7 @@ class ClassStats:
         return cls._from_records(cats, len(dataset["images"]))
 
     @classmethod
-    def _from_records(cls, cats: Sequence[Mapping[str, Any]], num_images: int) -> "ClassStats":
+    def _from_records(cls, cats: Sequence[Mapping[str, Any]], num_images: int) -> ClassStats:
         image_count = np.array([c["image_count"] for c in cats], dtype=np.int64)
         return cls(
             ids=np.array([c["id"] for c in cats], dtype=np.int64),

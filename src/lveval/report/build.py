@@ -225,7 +225,8 @@ def render(result, *, gt_path: str, results_path: str, classes=None, calibration
     # error analysis (lveval errors), when asked for
     sections = dict(SECTIONS)
     if errors:
-        from ..error_analysis.html import EXTRA_CSS, section as errors_section
+        from ..error_analysis.html import EXTRA_CSS
+        from ..error_analysis.html import section as errors_section
         parts.append(f"<style>{EXTRA_CSS}</style>" + errors_section(errors))
         sections = {**{k: v for k, v in SECTIONS.items() if k != "notices"},
                     f"errors-{next(q for q in ('fixed', 'old') if q in errors)}": "Errors", "notices": "Notices"}
