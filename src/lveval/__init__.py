@@ -9,14 +9,9 @@ from __future__ import annotations
 import importlib as _importlib
 import logging as _logging
 import os as _os
-from importlib.metadata import PackageNotFoundError as _NotFound
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
-try:   # the version is written once, in pyproject.toml
-    __version__ = _version("lveval")
-except _NotFound:   # pragma: no cover - running from a source tree that is not installed
-    __version__ = "0+unknown"
+from ._version import __version__  # written once, in _version.py (pyproject.toml reads it)
 
 # A library does not print: notices are collected on results and printed by the CLI.
 _logging.getLogger("lveval").addHandler(_logging.NullHandler())
