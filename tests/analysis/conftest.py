@@ -1,19 +1,13 @@
 
 import pytest
 
+from tests.support.cli import cli_runner
+
 
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run ``lveval ARGS`` with only the analysis sub-commands registered (isolated from other modules)."""
-    import lveval.cli as cli
-
-    monkeypatch.setattr(cli, "_GROUPS", ("lveval.cli.analysis",))
-
-    def run(*args):
-        rc = cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
-    return run
+    return cli_runner(monkeypatch, capsys, "lveval.cli.analysis")
 
 
 @pytest.fixture(scope="session")

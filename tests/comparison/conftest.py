@@ -1,18 +1,12 @@
 import pytest
 
+from tests.support.cli import cli_runner
+
 
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run ``lveval ARGS`` with only ``lveval compare`` registered (isolated from other modules)."""
-    from lveval import cli
-
-    monkeypatch.setattr(cli, "_GROUPS", ("lveval.cli.compare",))
-
-    def run(*args):
-        rc = cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
-    return run
+    return cli_runner(monkeypatch, capsys, "lveval.cli.compare")
 
 
 @pytest.fixture(scope="session")

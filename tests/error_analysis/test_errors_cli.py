@@ -7,18 +7,13 @@ import pytest
 
 import lveval
 from lveval.error_analysis import TYPES
+from tests.support.cli import cli_runner
 
 
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
-    import lveval.cli as cli
-    monkeypatch.setattr(cli, "_GROUPS", ("lveval.cli.errors",))
-
-    def run(*args):
-        rc = cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
-    return run
+    """Run ``lveval ARGS`` with only ``lveval errors`` registered."""
+    return cli_runner(monkeypatch, capsys, "lveval.cli.errors")
 
 
 def test_top_level_function_is_callable(coco_paths):

@@ -138,12 +138,8 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
                 hasher.update(view[hashed:end])
     finally:
         view.release()
-    if lines:   # line numbers count from each piece's start: add the lines of the pieces before
-        offset = 0
-        for p in parts:
-            p[-2][:] += offset
-            offset += p[-1]
-        parts = [p[:-1] for p in parts]
+    if lines:
+        parts = _file_lines(parts)
     has = np.concatenate([p[4] for p in parts])
     if has.any() and not has.all():   # the general decoder names the record
         return None
@@ -166,6 +162,16 @@ def _parse(buf, start: int, end: int, lines: bool):
     return (img[:rows], cat[:rows], score[:rows], bbox[:rows]) + ((line[:rows], newlines) if lines else ())  # type: ignore[index]
 
 
+def _file_lines(parts: list) -> list:
+    """Pieces' line numbers (the second-to-last column) count from each piece's start: add the
+    lines of the pieces before (the last column, dropped)."""
+    offset = 0
+    for p in parts:
+        p[-2][:] += offset
+        offset += p[-1]
+    return [p[:-1] for p in parts]
+
+
 def _pieces(buf, start: int, end: int, threads: int | None, lines: bool, parse):
     """``parse`` on pieces of whole records, on several threads; None when one bails. With ``lines``
     the second-to-last column (line numbers) counts from the file's start and the last is dropped."""
@@ -183,12 +189,8 @@ def _pieces(buf, start: int, end: int, threads: int | None, lines: bool, parse):
             parts = list(pool.map(lambda s: parse(buf, *s, lines), spans))
     if any(p is None for p in parts):
         return None
-    if lines:   # line numbers count from each piece's start: add the lines of the pieces before
-        offset = 0
-        for p in parts:
-            p[-2][:] += offset
-            offset += p[-1]
-        parts = [p[:-1] for p in parts]
+    if lines:
+        parts = _file_lines(parts)
     return parts
 
 
