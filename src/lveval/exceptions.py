@@ -72,6 +72,11 @@ class Notices:
             self.warnings.append(message)
             log.warning(message)
 
+    def to_dict(self) -> dict:
+        """The ``skipped``, ``flagged`` and ``warnings`` records of JSON outputs."""
+        return {"skipped": dict(sorted(self.skipped.items())), "flagged": dict(sorted(self.flagged.items())),
+                "warnings": list(self.warnings)}
+
     def merge(self, other: Notices) -> None:
         for k, v in other.skipped.items():
             self.skip(k, v)

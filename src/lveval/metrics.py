@@ -141,9 +141,7 @@ class EvalResult:
             d["challenge"] = {"name": self.challenge, "headline": label, "AP": value}
         d["per_class"] = self.per_class
         d["params"] = self.params.to_dict()
-        d["skipped"] = dict(sorted(self.notices.skipped.items()))
-        d["flagged"] = dict(sorted(self.notices.flagged.items()))
-        d["warnings"] = list(self.notices.warnings)
+        d.update(self.notices.to_dict())
         d["inputs"] = self.inputs
         d["lveval_version"] = __version__
         return d

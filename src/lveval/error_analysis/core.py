@@ -37,9 +37,7 @@ class ErrorReport:
     def to_dict(self) -> dict:
         d: dict[str, Any] = dict(self.figures)
         d["params"] = {**self.params.to_dict(), "foreground_iou": POS_THR, "background_iou": BKG_THR}
-        d["skipped"] = dict(sorted(self.notices.skipped.items()))
-        d["flagged"] = dict(sorted(self.notices.flagged.items()))
-        d["warnings"] = list(self.notices.warnings)
+        d.update(self.notices.to_dict())
         d["inputs"] = self.inputs
         d["lveval_version"] = __version__
         return d
