@@ -70,6 +70,28 @@ def test_demo_runs(capsys):
     assert "AP-Old" in out and "AP-Fixed" in out and "AP-Pool" in out
 
 
+def test_demo_boundary_is_the_boundary_evaluation(tmp_path):
+    """``demo --iou-type boundary`` evaluates the simulated masks with Boundary IoU: its JSON
+    equals ``evaluate`` of the same simulated results with ``iou_type="boundary"``, and differs
+    from the segm figures of the same masks."""
+    from lveval import data_path
+    from lveval.metrics import evaluate
+    from lveval.simulate import simulate
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--iou-type", "boundary", "--candidates", "100", "--quiet", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    res = simulate(data_path(), seed=0, candidates_per_image=100, iou_type="boundary")
+    want = evaluate(data_path(), res, iou_type="boundary").to_dict()
+    segm = evaluate(data_path(), res, iou_type="segm").to_dict()
+    for d in (got, want, segm):
+        d.pop("inputs", None)
+        d.pop("timing", None)
+    assert got["params"]["iou_type"] == "boundary"
+    assert got["fixed"] == want["fixed"] and got["old"] == want["old"] and got["pooled"] == want["pooled"]
+    assert got["fixed"] != segm["fixed"]
+
+
 def test_convert_round_trip(tmp_path, lvis_path, results_file):
     pq = tmp_path / "r.parquet"
     jl = tmp_path / "r.jsonl"
