@@ -184,6 +184,28 @@ def _thresholds(futures, n: int, num_images: int):
     return state["thr"]
 
 
+def _spill(results: Any, local: bool) -> bool:
+    """Whether the shards of ``results`` go through a temporary partition on this machine's disk.
+
+    Only for a cluster started here (its workers share this disk) and a JSON or
+    JSON Lines file: shipped in memory, its rows would be held by the driver
+    (and the in-process scheduler) and by the workers at once, about twice
+    the single-process footprint; read back from class-partitioned Parquet,
+    each worker holds only the shard it evaluates.
+    """
+    return (local and isinstance(results, (str, os.PathLike)) and os.path.isfile(results)
+            and not shard.is_partition(results) and not shard.is_parquet(results))
+
+
+def _partition_locally(results: Any, num_shards: int, scratch: contextlib.ExitStack) -> str:
+    """``results`` written as a class partition in a temporary directory removed on exit."""
+    import tempfile
+
+    tmp = scratch.enter_context(tempfile.TemporaryDirectory(prefix="lveval-shards-"))
+    shard.partition(results, tmp, num_shards)
+    return tmp
+
+
 def _first_error(errors: list) -> BaseException:
     """The input error with the lowest (check, record) order, as bind meets them; else the first error."""
     inputs = [e for e in errors if isinstance(e, InputError)]
@@ -234,9 +256,12 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *, client=None
         with stage("loading ground truth", "gt"):
             g = load_gt(gt, dataset=dataset)
             params = base.resolve(g.kind)
-        with client_for(client, workers, scheduler, security=security, insecure_scheduler=insecure_scheduler) as c:
+        with contextlib.ExitStack() as scratch, \
+                client_for(client, workers, scheduler, security=security, insecure_scheduler=insecure_scheduler) as c:
             with stage("sharding results", "sharding"):
                 nthreads = max(1, sum(c.nthreads().values()))
+                if _spill(results, local=workers is not None and client is None and scheduler is None):
+                    results = _partition_locally(results, shards or 4 * nthreads, scratch)
                 sh = shard.open_sharded(results, g, shards or 4 * nthreads)
                 ref = work.gt_ref(gt, dataset)
                 token = uuid.uuid4().hex[:12]

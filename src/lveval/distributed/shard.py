@@ -246,7 +246,7 @@ def is_partition(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and os.path.isfile(os.path.join(str(path), MANIFEST))
 
 
-def _is_parquet(path) -> bool:
+def is_parquet(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and str(path).lower().endswith((".parquet", ".pq"))
 
 
@@ -256,7 +256,7 @@ def open_sharded(results, gt, num_shards: int, *, chunk_rows: int = BATCH_ROWS) 
 
     if is_partition(results):
         return _open_partition(str(results), gt)
-    if _is_parquet(results):
+    if is_parquet(results):
         path = str(results)
         pf = _open_parquet(path)
         check_schema(pf, path)
@@ -351,7 +351,7 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
     check_output(os.path.join(out_dir, MANIFEST), inside=out_dir)
     tmp_src = None
     try:
-        if _is_parquet(results):
+        if is_parquet(results):
             src, display, digest = str(results), str(results), input_digest(results, None)
         else:
             d = load_results(results)
