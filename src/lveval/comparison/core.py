@@ -183,17 +183,17 @@ def _replicates_on_dask(resamplers: list, W: np.ndarray, client, workers, schedu
     """Each model's replicate figures, chunks of replicates as Dask tasks (results in order)."""
     import uuid
 
-    from ..distributed.dask_backend import _collect, _hold, _submit, client_for
+    from ..distributed.dask_backend import client_for, collect, hold, submit_task
 
     tag = uuid.uuid4().hex[:8]
     out = []
     with client_for(client, workers, scheduler) as c:
         for i, r in enumerate(resamplers):
-            held = _hold(c, r, key=f"lveval-compare-{tag}-model{i}")
+            held = hold(c, r, key=f"lveval-compare-{tag}-model{i}")
             step = _step(r)
-            futs = [_submit(c, _replicate_task, held, W[a:a + step], key=f"lveval-compare-{tag}-{i}-{a}")
+            futs = [submit_task(c, _replicate_task, held, W[a:a + step], key=f"lveval-compare-{tag}-{i}-{a}")
                     for a in range(0, len(W), step)]
-            out.append(_collect(futs))
+            out.append(collect(futs))
             held.release()
     return out
 

@@ -112,24 +112,25 @@ def _children_ignore_sigint():
         signal.signal(signal.SIGINT, old)
 
 
-def _submit(c, fn, *args, key):
+def submit_task(c, fn, *args, key):
+    """``c.submit`` of an impure task under ``key``; large arguments may travel inside it."""
     with warnings.catch_warnings():   # shards in memory travel inside their tasks, on purpose
         warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
         warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
         return c.submit(fn, *args, key=key, pure=False)
 
 
-def _hold(c, value, key: str):
+def hold(c, value, key: str):
     """``value`` as a task's result on the cluster, for many tasks to share.
 
     Unlike ``scatter``, a task can be recomputed: when every worker holding
     the value dies, the scheduler runs it again from the graph instead of
     cancelling the tasks that need it.
     """
-    return _submit(c, work.identity, value, key=key)
+    return submit_task(c, work.identity, value, key=key)
 
 
-def _collect(futures, on_result=None) -> list:
+def collect(futures, on_result=None) -> list:
     """Results in task order, each fetched as soon as it is done and released on its worker,
     so a worker never holds more than its unfetched results. ``on_result(result)`` consumes
     results as they come instead (the list then holds None). Raises the error the engine
@@ -178,7 +179,7 @@ def _thresholds(futures, n: int, num_images: int):
         if state["size"] >= max(held, MERGE_MIN_ROWS):
             merge()
 
-    _collect(futures, on_result=add)
+    collect(futures, on_result=add)
     if state["pending"] or state["merged"] is None:
         merge()
     return state["thr"]
@@ -265,20 +266,20 @@ def evaluate(gt: Any, results: Any, params: Params | None = None, *, client=None
                 sh = shard.open_sharded(results, g, shards or 4 * nthreads)
                 ref = work.gt_ref(gt, dataset)
                 token = uuid.uuid4().hex[:12]
-                gt_arg = ref if ref is not None else _hold(c, g, key=f"lveval-gt-{token}")
+                gt_arg = ref if ref is not None else hold(c, g, key=f"lveval-gt-{token}")
             thr = None
             n = params.max_dets_per_image
             with stage("AP-Old: per-image caps", "caps"):   # LVIS rules only: COCO caps per image and class
                 if "old" in protocols and g.kind == "lvis" and n is not None and n > 0 and sh.cap_chunks:
-                    cands = [_submit(c, work.cap_candidates, ch, gt_arg, n, key=f"lveval-cap-{token}-{i}")
+                    cands = [submit_task(c, work.cap_candidates, ch, gt_arg, n, key=f"lveval-cap-{token}-{i}")
                              for i, ch in enumerate(sh.cap_chunks)]
-                    thr = _hold(c, _thresholds(cands, n, g.num_images), key=f"lveval-thresholds-{token}")
+                    thr = hold(c, _thresholds(cands, n, g.num_images), key=f"lveval-thresholds-{token}")
                     del cands
             with stage("evaluating shards", "shards"):
-                futs = [_submit(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, thr,
+                futs = [submit_task(c, work.evaluate_shard, src, gt_arg, cats, params, protocols, thr,
                                 key=f"lveval-shard-{token}-{i}")
                         for i, (src, cats) in enumerate(zip(sh.shards, sh.gt_cats))]
-                parts = _collect(futs)
+                parts = collect(futs)
                 del futs, thr, gt_arg
         with stage("reducing", "reduce"):
             inputs = {"gt": input_digest(gt, g.digest), "results": sh.digest}
