@@ -22,6 +22,9 @@ Timed, each ``--repeat`` times (medians reported, JSON on stdout):
   (``faster_coco_eval.core.mask._mask.toBoundary``) on every mask, and whether its
   boundaries equal lveval's pixel for pixel (its COCOeval in ``lvis_style`` did not run on
   LVIS-format mask results here, so only the kernel is compared);
+* with ``--faster-coco-eval-coco``: faster-coco-eval's COCOeval in boundary mode end to end
+  against ``lveval.evaluate(dataset="coco", iou_type="boundary")`` on the same files (COCO rules,
+  results without boxes so both take areas from masks), and the largest difference of their figures;
 * with ``--lvis-challenge DIR`` (a checkout of lvis-api's ``lvis_challenge_2021`` branch, the
   directory holding its ``lvis`` package; needs opencv): its
   ``LVISEval(gt, results, mode="challenge2021", max_cpu_num=--processes)`` end to end,
@@ -102,6 +105,53 @@ def lvis_subset_inputs(tmp: str, candidates: int, seed: int):
     return gt, path
 
 
+COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")   # pycocotools' stats[0:6], same order
+
+
+def coco_rules_comparison(gt: str, res: str, tmp: str, repeat: int) -> dict:
+    """faster-coco-eval's ``COCOeval_faster(iouType="boundary")`` end to end against
+    ``lveval.evaluate(dataset="coco", iou_type="boundary", protocols=("old",))`` on the same
+    files: the same selection (pycocotools' top 100 per image and class), both from JSON.
+
+    The results lose their ``bbox`` first: given one, faster-coco-eval (like lvis-api) takes a
+    result's area from its box, lveval from its mask; without it both use the mask area.
+    faster-coco-eval's LVIS mode stopped with ``IndexError: unordered_map::at`` on these files,
+    hence COCO rules (federated labels unused, as lveval's ``dataset="coco"``)."""
+    import orjson
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    from lveval.metrics import evaluate
+
+    with open(res, "rb") as f:
+        rows = orjson.loads(f.read())
+    for r in rows:
+        r.pop("bbox", None)
+    res = os.path.join(tmp, "results_masks_only.json")
+    with open(res, "wb") as f:
+        f.write(orjson.dumps(rows))
+    del rows
+
+    def theirs():
+        g = COCO(gt)
+        e = COCOeval_faster(g, g.loadRes(res), iouType="boundary", print_function=lambda *a, **k: None)
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+        return e
+
+    def ours():
+        return evaluate(gt, res, dataset="coco", iou_type="boundary", protocols=("old",))
+
+    t_f, ts_f, e = median_time(theirs, repeat)
+    t_l, ts_l, r = median_time(ours, repeat)
+    figures = {k: float(e.stats[i]) for i, k in enumerate(COCO_STATS)}
+    figures["AR@100"] = float(e.stats[8])
+    mine = {k: r.old[k] for k in COCO_STATS} | {"AR@100": r.old["AR"]}
+    return {"faster_coco_eval_median_s": t_f, "faster_coco_eval_runs_s": ts_f,
+            "lveval_median_s": t_l, "lveval_runs_s": ts_l, "speedup_lveval": t_f / t_l,
+            "figures": figures, "max_abs_diff": max(abs(figures[k] - mine[k]) for k in figures)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gt")
@@ -115,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-reference", action="store_true", help="skip the cv2 all-masks reference")
     ap.add_argument("--lvis-challenge", metavar="DIR", help="checkout of lvis-api's lvis_challenge_2021 branch")
     ap.add_argument("--faster-coco-eval", action="store_true", help="time faster-coco-eval's boundary routine")
+    ap.add_argument("--faster-coco-eval-coco", action="store_true",
+                    help="time faster-coco-eval's COCOeval in boundary mode end to end against lveval under COCO rules")
     a = ap.parse_args(argv)
 
     import lveval.boundary as B
@@ -187,6 +239,9 @@ def main(argv=None) -> int:
                 "median_s": t, "runs_s": ts, "masks": len(masks), "equal_to_lveval": same,
                 "speedup_lveval_kernel": t / out["lveval_kernel_all_masks"]["median_s"],
                 "speedup_lveval_boundary_stage": t / out["lveval_boundary_stage"]["median_s"]}
+
+        if a.faster_coco_eval_coco:
+            out["faster_coco_eval_coco_rules"] = coco_rules_comparison(gt, res, tmp, a.repeat)
 
         if a.lvis_challenge:
             sys.path.insert(0, a.lvis_challenge)
