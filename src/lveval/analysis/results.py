@@ -13,31 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class _Result:
-    """Deprecated dict-style read access on top of the attributes (``to_dict()`` keys)."""
-
-    def to_dict(self) -> dict:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        if not isinstance(key, str) or key.startswith("_") or key not in self.to_dict():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.to_dict()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def keys(self):
-        return self.to_dict().keys()
+from ..output import JsonResult
 
 
 # ---- rerank -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class OldFixed(_Result):
+class OldFixed(JsonResult):
     """AP-Old (the per-image cap) and AP-Fixed (the per-class budget) of one set of detections."""
 
     old: dict
@@ -48,7 +29,7 @@ class OldFixed(_Result):
 
 
 @dataclass(frozen=True)
-class RerankSettings(_Result):
+class RerankSettings(JsonResult):
     """The policy's ``per_class`` K, AP-Old's cap and AP-Fixed's budget (None: no limit), and the
     number of detections before and after the policy."""
 
@@ -69,7 +50,7 @@ class RerankSettings(_Result):
 
 
 @dataclass(frozen=True)
-class RerankResult(_Result):
+class RerankResult(JsonResult):
     """:func:`lveval.analysis.rerank.rerank`: AP-Old and AP-Fixed ``before`` and ``after`` the gaming
     policy (top K per class over the set, then the per-image cap), and its ``settings``."""
 
@@ -82,7 +63,7 @@ class RerankResult(_Result):
 
 
 @dataclass(frozen=True)
-class RerankRow(_Result):
+class RerankRow(JsonResult):
     """One K of :func:`lveval.analysis.rerank.rerank_grid`: detections kept by the policy and their
     AP-Old and AP-Fixed."""
 
@@ -98,7 +79,7 @@ class RerankRow(_Result):
 
 # ---- sweep --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class CapRow(_Result):
+class CapRow(JsonResult):
     """AP-Old (and AP-Pool, if computed) of the top ``cap`` detections per image (None: no cap)."""
 
     cap: int | None
@@ -113,7 +94,7 @@ class CapRow(_Result):
 
 
 @dataclass(frozen=True)
-class BudgetRow(_Result):
+class BudgetRow(JsonResult):
     """AP-Fixed (and AP-Pool, if computed) of the top ``k`` detections per class over the set
     (None: no budget)."""
 
@@ -129,8 +110,8 @@ class BudgetRow(_Result):
 
 
 @dataclass(frozen=True)
-class SweepTiming(_Result):
-    """Seconds to load (None when the session was not loaded from files), to match once and to
+class SweepTiming(JsonResult):
+    """Seconds to load (None for a session not built by ``Session.load``), to match once and to
     accumulate every setting, their total, the number of ``settings``, and (``--compare-timing``)
     the seconds of one ``lveval.evaluate`` call per setting."""
 
@@ -150,7 +131,7 @@ class SweepTiming(_Result):
 
 
 @dataclass(frozen=True)
-class SweepResult(_Result):
+class SweepResult(JsonResult):
     """:func:`lveval.analysis.sweep.sweep`: one row per per-image cap and per per-class budget."""
 
     dets_per_image: list[CapRow]
@@ -163,7 +144,7 @@ class SweepResult(_Result):
 
 
 @dataclass(frozen=True)
-class SeparateTiming(_Result):
+class SeparateTiming(JsonResult):
     """:func:`lveval.analysis.sweep.time_separate`: seconds of one ``lveval.evaluate`` call per
     setting, the number of settings, and the AP-Old / AP-Fixed summaries those calls gave."""
 
@@ -183,7 +164,7 @@ class SeparateTiming(_Result):
 
 # ---- subsets ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SubsetRow(_Result):
+class SubsetRow(JsonResult):
     """One class subset (``"R"``, ``"C+F"`` ...): its classes, those with ground truth, its
     non-ignored instances and instances per class, ``AP`` at each cap (key ``"300"``, ``"inf"``;
     averaged over the subset's classes) and ``delta`` = last cap's AP minus the first's (None when
@@ -204,7 +185,7 @@ class SubsetRow(_Result):
 
 
 @dataclass(frozen=True)
-class SubsetsResult(_Result):
+class SubsetsResult(JsonResult):
     """:func:`lveval.analysis.subsets.subsets`: the per-image ``caps`` compared and one row per subset."""
 
     caps: list[int | None]
@@ -216,7 +197,7 @@ class SubsetsResult(_Result):
 
 # ---- scores -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ScoreGroup(_Result):
+class ScoreGroup(JsonResult):
     """Scores of one frequency group in one selection: count, mean, median, 90th percentile and
     ``normalised_mean`` = mean / mean of the frequent classes (None without detections)."""
 
@@ -232,7 +213,7 @@ class ScoreGroup(_Result):
 
 
 @dataclass(frozen=True)
-class GroupShare(_Result):
+class GroupShare(JsonResult):
     """A frequency group's share (fraction) of the classes, of the ground-truth instances and of
     the detections AP-Old's per-image cap keeps."""
 
@@ -245,7 +226,7 @@ class GroupShare(_Result):
 
 
 @dataclass(frozen=True)
-class ScoreHistogram(_Result):
+class ScoreHistogram(JsonResult):
     """Score histogram of AP-Fixed's selection: bin ``edges`` and the counts of each frequency group
     (written as keys ``"r"``, ``"c"``, ``"f"`` beside ``"edges"``)."""
 
@@ -260,7 +241,7 @@ class ScoreHistogram(_Result):
 
 
 @dataclass(frozen=True)
-class Limits(_Result):
+class Limits(JsonResult):
     """AP-Old's per-image cap and AP-Fixed's per-class budget (None: no limit)."""
 
     max_dets_per_image: int | None
@@ -271,7 +252,7 @@ class Limits(_Result):
 
 
 @dataclass(frozen=True)
-class ScoreStats(_Result):
+class ScoreStats(JsonResult):
     """:func:`lveval.analysis.scores.score_stats`: ``selections[over][group]`` (over: ``"fixed"``,
     ``"old"``, ``"all"``; group ``"r"``, ``"c"``, ``"f"``), each group's ``shares``, the
     ``histogram``, the limits in force and the group means are normalised to (``"f"``)."""
@@ -290,7 +271,7 @@ class ScoreStats(_Result):
 
 # ---- nms ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class NmsRow(_Result):
+class NmsRow(JsonResult):
     """One NMS IoU ``threshold`` (None: no NMS): detections kept, their AP-Old and AP-Fixed."""
 
     threshold: float | None
@@ -304,7 +285,7 @@ class NmsRow(_Result):
 
 
 @dataclass(frozen=True)
-class NmsSettings(_Result):
+class NmsSettings(JsonResult):
     """AP-Old's cap, AP-Fixed's budget (None: no limit) and the number of raw detections."""
 
     max_dets_per_image: int | None
@@ -317,7 +298,7 @@ class NmsSettings(_Result):
 
 
 @dataclass(frozen=True)
-class NmsTiming(_Result):
+class NmsTiming(JsonResult):
     """Seconds of the NMS for every threshold, and of the whole analysis."""
 
     nms_s: float
@@ -328,7 +309,7 @@ class NmsTiming(_Result):
 
 
 @dataclass(frozen=True)
-class NmsResult(_Result):
+class NmsResult(JsonResult):
     """:func:`lveval.analysis.nms.nms_sensitivity`: one row per threshold, in the order given."""
 
     rows: list[NmsRow]
@@ -342,7 +323,7 @@ class NmsResult(_Result):
 
 # ---- toy ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ToyResult(_Result):
+class ToyResult(JsonResult):
     """:func:`lveval.analysis.toy.run`: expected AP of each ranking ``{"capped", "uncapped"}`` (paper
     convention), the per-scenario ``details``, the ``cap``, the detections the gaming policy keeps
     and the caption check (equal-weight uncapped AP, 51/101)."""
@@ -361,7 +342,7 @@ class ToyResult(_Result):
 
 # ---- audit --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class AuditCounts(_Result):
+class AuditCounts(JsonResult):
     """Detections, images and classes; classes with ground truth, below AP-Fixed's budget or without
     detections (all, and those with ground truth); the most detections of one image, the fraction of
     images at that maximum, the median detections per class, and (LVIS) classes with ground truth
@@ -395,7 +376,7 @@ class AuditCounts(_Result):
 
 
 @dataclass(frozen=True)
-class AuditSettings(_Result):
+class AuditSettings(JsonResult):
     """The cap and budget (None: no limit), IoU type and rules the audit ran with."""
 
     max_dets_per_image: int | None
@@ -409,7 +390,7 @@ class AuditSettings(_Result):
 
 
 @dataclass(frozen=True)
-class AuditResult(_Result):
+class AuditResult(JsonResult):
     """:func:`lveval.analysis.audit.run_audit` (``to_dict()`` is figures.json): the three
     ``protocols`` (summaries keyed ``old``, ``fixed``, ``pooled``), the cap and budget sweeps, the
     re-ranking grid, ``counts``, score statistics and class subsets (None without LVIS
