@@ -19,6 +19,7 @@ engine does the same, so here the per-class APs come from the engine and the
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,8 @@ def gamed_ranking2_selection() -> list:
 
 def run() -> ToyResult:
     """All figures of the toy example; ``to_dict()`` is what ``lveval toy --json`` writes."""
-    expected, details = {}, {}
+    expected: dict[str, dict[str, float]] = {}
+    details: dict[str, dict[str, Any]] = {}
     for name, order in RANKINGS.items():
         sc = ranking_scores(order)
         expected[name] = {}
