@@ -1,7 +1,8 @@
 """Writing outputs: deterministic JSON, written atomically, and early checks of output paths.
 
 Below the CLI so that library code (report, audit, calibrate, integrations) writes the
-same bytes ``lveval ... --json`` writes without importing the command line.
+same bytes ``lveval ... --json`` writes without importing the command line. Also the
+base of typed results (:class:`JsonResult`): ``to_dict()`` plus deprecated dict-style reading.
 """
 from __future__ import annotations
 
@@ -11,6 +12,35 @@ import orjson
 
 from .atomic import atomic_write
 from .exceptions import InputError
+
+
+class JsonResult:
+    """Base of typed results (dataclasses): ``to_dict()`` is their JSON form.
+
+    Dict-style reading (``result["key"]``, ``in``, ``get``, ``keys``, iteration) of the keys of
+    ``to_dict()`` returns the attribute of that name, for code written when the
+    results were dicts; it is deprecated, read the attributes.
+    """
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str) or key.startswith("_") or key not in self.to_dict():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def keys(self):
+        return self.to_dict().keys()
 
 
 def json_bytes(obj: Any) -> bytes:

@@ -62,8 +62,8 @@ def test_audit_demo_findings(demo, tmp_path):
     gt, res, _ = demo
     s = Session.load(gt, res)
     fig = run_audit(s)
-    f = fig["findings"]
+    f = fig.findings
     assert f["rerank"]["gameable"] and f["rerank"]["delta_AP_fixed"] <= 0
     assert f["cap"]["delta_AP"] > 0
-    assert fig["counts"]["images_at_max"] == 1.0 and "capped per image" in f["budget"]["text"]
+    assert fig.counts.images_at_max == 1.0 and "capped per image" in f["budget"]["text"]
     assert f["scores"]["rare_vs_frequent"] < 0.8

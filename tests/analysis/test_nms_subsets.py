@@ -71,9 +71,9 @@ def test_nms_sensitivity_equals_evaluating_the_kept_boxes():
     keep = nms(s, [0.5])[0.5]
     kept = [res[i] for i in np.flatnonzero(keep)]
     ref = evaluate(gt, kept, protocols=("old", "fixed"), max_dets_per_image=6, max_dets_per_class=5)
-    assert out["rows"][0]["old"] == ref.old and out["rows"][0]["fixed"] == ref.fixed
+    assert out.rows[0].old == ref.old and out.rows[0].fixed == ref.fixed
     raw = evaluate(gt, res, protocols=("old", "fixed"), max_dets_per_image=6, max_dets_per_class=5)
-    assert out["rows"][1]["num_detections"] == len(res) and out["rows"][1]["old"] == raw.old
+    assert out.rows[1].num_detections == len(res) and out.rows[1].old == raw.old
 
 
 def test_parse_thresholds():
@@ -99,16 +99,16 @@ def test_subsets_equal_evaluating_restricted_files(seed):
     gt, res = make_dataset(seed, kind="lvis", n_images=5, n_cats=9, max_gt=10, max_dets=30, score_levels=8)
     s = Session.load(gt, res)
     out = subsets(s, caps=(4, -1))
-    assert out["caps"] == [4, None]
-    for row in out["subsets"]:
-        g, r = _restrict(gt, res, row["subset"].lower().replace("+", ""))
-        assert row["num_classes"] == len(g["categories"])
-        assert row["num_instances"] == len(g["annotations"])
+    assert out.caps == [4, None]
+    for row in out.subsets:
+        g, r = _restrict(gt, res, row.subset.lower().replace("+", ""))
+        assert row.num_classes == len(g["categories"])
+        assert row.num_instances == len(g["annotations"])
         if not r or not g["annotations"]:
             continue
         for cap, key in ((4, "4"), (-1, "inf")):
             ref = evaluate(g, r, protocols=("old",), max_dets_per_image=cap).old["AP"]
-            assert row["AP"][key] == pytest.approx(ref, abs=1e-12), (row["subset"], cap)
+            assert row.AP[key] == pytest.approx(ref, abs=1e-12), (row.subset, cap)
 
 
 def test_subsets_need_frequencies(run_cli, tmp_path):

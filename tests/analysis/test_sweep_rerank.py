@@ -36,12 +36,12 @@ def test_sweep_equals_separate_evaluations_with_one_matching(seed, count_matchin
     s = Session.load(gt, res)
     out = sweep(s, caps, budgets)
     assert len(count_matching) == 1          # ten settings, one matching pass
-    for n, row in zip(caps, out["dets_per_image"]):
-        assert row["cap"] == (None if n < 0 else n)
-        assert row["old"] == evaluate(gt, res, protocols=("old",), max_dets_per_image=n).old
-    for k, row in zip(budgets, out["dets_per_class"]):
+    for n, row in zip(caps, out.dets_per_image):
+        assert row.cap == (None if n < 0 else n)
+        assert row.old == evaluate(gt, res, protocols=("old",), max_dets_per_image=n).old
+    for k, row in zip(budgets, out.dets_per_class):
         r = evaluate(gt, res, protocols=("fixed", "pooled"), max_dets_per_class=k)
-        assert row["fixed"] == r.fixed and row["pooled"] == r.pooled
+        assert row.fixed == r.fixed and row.pooled == r.pooled
 
 
 def test_rerank_equals_evaluating_the_reranked_file(count_matching):
@@ -59,8 +59,8 @@ def test_rerank_equals_evaluating_the_reranked_file(count_matching):
     assert np.array_equal(np.flatnonzero(gaming_selection(s, 3, 6)), keep)
     before = evaluate(gt, res, protocols=("old", "fixed"), max_dets_per_image=6, max_dets_per_class=4)
     after = evaluate(gt, gamed, protocols=("old", "fixed"), max_dets_per_image=6, max_dets_per_class=4)
-    assert out["before"]["old"] == before.old and out["before"]["fixed"] == before.fixed
-    assert out["after"]["old"] == after.old and out["after"]["fixed"] == after.fixed
+    assert out.before.old == before.old and out.before.fixed == before.fixed
+    assert out.after.old == after.old and out.after.fixed == after.fixed
 
 
 def test_selection_outside_the_union_is_refused():

@@ -9,6 +9,9 @@ import pytest
 
 import lveval
 from lveval.calibrate import (
+    BenchEntry,
+    BenchResult,
+    CalibrationError,
     CalibrationSet,
     GroupedCalibrator,
     bench,
@@ -87,43 +90,55 @@ def test_oracle_fits_on_the_test_set_itself(small):
 def test_bench_layout_and_figures(small, tmp_path):
     res = bench(small["gt"], small["test"], train_gt=small["gt"], train_results=small["train"],
                 methods=["platt", "isotonic"], plots_dir=tmp_path / "plots")
-    assert set(res) == {"uncalibrated", "platt", "isotonic", "oracle", "settings"}
-    assert set(res["oracle"]) == {"platt", "isotonic"}
+    assert isinstance(res, BenchResult)
+    assert list(res.methods) == ["platt", "isotonic"] and list(res.oracle) == ["platt", "isotonic"]
     ref = lveval.evaluate(small["gt"], small["test"]).to_dict()
-    assert res["uncalibrated"]["pooled"] == ref["pooled"]
-    assert res["uncalibrated"]["fixed"] == ref["fixed"]
-    variants = [res[m] for m in ("uncalibrated", "platt", "isotonic")] + list(res["oracle"].values())
+    assert res.uncalibrated.pooled == ref["pooled"]
+    assert res.uncalibrated.fixed == ref["fixed"]
+    variants = [res.uncalibrated, *res.methods.values(), *res.oracle.values()]
     for v in variants:
-        assert set(v) == {"pooled", "fixed", "ece", "ece_detail"}
-        assert set(v["pooled"]) == set(ref["pooled"]) and set(v["fixed"]) == set(ref["fixed"])
-        assert 0 <= v["ece"] <= 1 and v["ece"] == v["ece_detail"]["overall"]
-        assert set(v["ece_detail"]["by_frequency"]) <= {"r", "c", "f"}
+        assert isinstance(v, BenchEntry) and isinstance(v.ece_detail, CalibrationError)
+        assert set(v.pooled) == set(ref["pooled"]) and set(v.fixed) == set(ref["fixed"])
+        assert isinstance(v.ece, float) and 0 <= v.ece <= 1 and v.ece == v.ece_detail.overall
+        assert set(v.ece_detail.by_frequency) <= {"r", "c", "f"}
+        assert isinstance(v.ece_detail.num_samples, int) and isinstance(v.ece_detail.n_bins, int)
     # each method's figures are those of its calibrated results, evaluated by lveval.evaluate
     cal = GroupedCalibrator("platt").fit(small["gt"], small["train"])
     r = lveval.evaluate(small["gt"], cal.apply(small["test"]))
-    assert res["platt"]["pooled"] == r.pooled and res["platt"]["fixed"] == r.fixed
-    assert res["platt"]["fixed"] == pytest.approx(ref["fixed"], abs=1e-12)
+    platt = res.methods["platt"]
+    assert platt.pooled == r.pooled and platt.fixed == r.fixed
+    assert platt.fixed == pytest.approx(ref["fixed"], abs=1e-12)
     # calibration on the test set itself lowers its calibration error
-    assert res["oracle"]["isotonic"]["ece"] < res["uncalibrated"]["ece"]
+    assert res.oracle["isotonic"].ece < res.uncalibrated.ece
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {
         "uncalibrated.png", "platt.png", "isotonic.png", "oracle_platt.png", "oracle_isotonic.png"}
     text = format_table(res)
     lines = text.splitlines()
     assert lines[2].startswith("Uncalibrated") and lines[3].startswith("Platt scaling")
     assert "Calibrate on the test set (upper-bound oracle)" in lines
-    gain = 100 * (res["platt"]["pooled"]["AP"] - res["uncalibrated"]["pooled"]["AP"])
+    gain = 100 * (platt.pooled["AP"] - res.uncalibrated.pooled["AP"])
     assert f"({gain:+.1f})" in lines[3]
-    json.dumps(res)  # JSON-ready
+    # the JSON form: method specs beside "uncalibrated", "oracle" and "settings", as written before
+    d = json.loads(json.dumps(res.to_dict()))
+    assert list(d) == ["uncalibrated", "platt", "isotonic", "oracle", "settings"]
+    assert set(d["oracle"]) == {"platt", "isotonic"}
+    for v in [d["uncalibrated"], d["platt"], d["isotonic"], *d["oracle"].values()]:
+        assert set(v) == {"pooled", "fixed", "ece", "ece_detail"}
+        assert set(v["ece_detail"]) == {"overall", "mean_per_class", "by_frequency", "mean_per_class_by_frequency",
+                                        "num_samples", "num_positives", "n_bins"}
+    assert d["platt"] == platt.to_dict() and format_table(d) == text   # the table of a saved output
+    # dict-style reading (deprecated) still works, method specs included
+    assert set(res) == set(d) and res["platt"] is platt and res["oracle"]["isotonic"]["ece"] == res.oracle["isotonic"].ece
 
 
 def test_bench_kfold(small):
     res = bench(small["gt"], small["test"], kfold=2, seed=0, methods=["beta"], with_oracle=False)
-    assert set(res) == {"uncalibrated", "beta", "settings"}
-    assert res["settings"]["fit_on"] == "kfold" and res["settings"]["kfold"] == 2
+    assert list(res.methods) == ["beta"] and res.oracle is None and "oracle" not in res.to_dict()
+    assert res.settings["fit_on"] == "kfold" and res.settings["kfold"] == 2
     data = CalibrationSet.load(small["gt"], small["test"])
     scores = cross_fit(lambda: GroupedCalibrator("beta"), data, 2, seed=0)
     r = lveval.evaluate(small["gt"], data.with_scores(scores))
-    assert res["beta"]["pooled"] == r.pooled
+    assert res.methods["beta"].pooled == r.pooled
     assert "2-fold cross-fitting" in format_table(res)
 
 
@@ -132,7 +147,7 @@ def test_bench_with_unknown_categories_skipped(small):
     ``on_unknown_category`` (error/keep/zero) and stop the bench."""
     kw = dict(train_gt=small["gt"], train_results=small["train"], methods=["platt"], with_oracle=False)
     res = bench(small["gt"], small["test"], on_unknown_category="skip", **kw)
-    assert res["platt"] == bench(small["gt"], small["test"], **kw)["platt"]
+    assert res.methods["platt"] == bench(small["gt"], small["test"], **kw).methods["platt"]
 
 
 def test_bench_needs_exactly_one_calibration_source(small):

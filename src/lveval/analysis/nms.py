@@ -16,6 +16,7 @@ import numpy as np
 from ..exceptions import InputError
 from ..match import box_iou_pairs
 from .common import Session, limit_json
+from .results import NmsResult, NmsRow, NmsSettings, NmsTiming
 
 _PAIRS_PER_CHUNK = 4_000_000
 
@@ -126,11 +127,12 @@ def nms(s: Session, thresholds) -> dict:
     return out
 
 
-def nms_sensitivity(s: Session, thresholds) -> dict:
+def nms_sensitivity(s: Session, thresholds) -> NmsResult:
     """AP-Old and AP-Fixed (with r/c/f) after class-wise NMS at each threshold.
 
     Each threshold keeps a different set of boxes (not a score-order prefix of
     the raw set), so each gets its own matching pass over the kept boxes.
+    ``result.to_dict()`` is what ``lveval nms --json`` writes.
     """
     t0 = time.perf_counter()
     keeps = nms(s, thresholds)
@@ -141,12 +143,11 @@ def nms_sensitivity(s: Session, thresholds) -> dict:
         sub = Session.from_parts(s.gt, s.dets.take(keep), s.params)
         sel_old, sel_fixed = sub.cap(), sub.budget()
         sub.match(sel_old | sel_fixed)
-        rows.append({"threshold": t, "num_detections": int(keep.sum()),
-                     "old": sub.old(sel_old), "fixed": sub.fixed(sel_fixed)})
-    return {"rows": rows, "settings": {"max_dets_per_image": limit_json(s.params.max_dets_per_image),
-                                       "max_dets_per_class": limit_json(s.params.max_dets_per_class),
-                                       "num_raw_detections": len(s.dets)},
-            "timing": {"nms_s": t_nms, "total_s": time.perf_counter() - t0}}
+        rows.append(NmsRow(threshold=t, num_detections=int(keep.sum()), old=sub.old(sel_old),
+                           fixed=sub.fixed(sel_fixed)))
+    settings = NmsSettings(max_dets_per_image=limit_json(s.params.max_dets_per_image),
+                           max_dets_per_class=limit_json(s.params.max_dets_per_class), num_raw_detections=len(s.dets))
+    return NmsResult(rows=rows, settings=settings, timing=NmsTiming(nms_s=t_nms, total_s=time.perf_counter() - t0))
 
 
 def parse_thresholds(text: str) -> list:

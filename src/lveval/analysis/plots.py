@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..atomic import atomic_write
+from .results import BudgetRow, CapRow, NmsResult, RerankRow, ScoreStats, SubsetsResult
 
 KEYS = ("AP", "APr", "APc", "APf")
 COLORS = {"AP": "#222222", "APr": "#d62728", "APc": "#ff7f0e", "APf": "#1f77b4"}
@@ -65,17 +67,16 @@ def _keys(d: dict):
     return [k for k in KEYS if k in d]
 
 
-def plot_cap_sweep(sw: dict, fixed: dict | None, path: str) -> None:
+def plot_cap_sweep(rows: Sequence[CapRow], fixed: dict | None, path: str) -> None:
     """AP-Old vs per-image cap (AP-Fixed as dashed reference) and AP-Pool vs per-image cap."""
     plt = _plt()
-    rows = sw["dets_per_image"]
-    caps = [r["cap"] for r in rows]
+    caps = [r.cap for r in rows]
     xs = _xpos(caps)
-    has_pool = all("pooled" in r for r in rows)
+    has_pool = all(r.pooled is not None for r in rows)
     fig, axes = plt.subplots(1, 2 if has_pool else 1, figsize=(11 if has_pool else 6, 4.2), squeeze=False)
     ax = axes[0, 0]
-    for k in _keys(rows[0]["old"]):
-        ax.plot(xs, [_pct(r["old"][k]) for r in rows], "o-", color=COLORS[k], label=f"AP-Old {NAMES[k]}")
+    for k in _keys(rows[0].old):
+        ax.plot(xs, [_pct(r.old[k]) for r in rows], "o-", color=COLORS[k], label=f"AP-Old {NAMES[k]}")
         if fixed and k in fixed and fixed[k] >= 0:
             ax.axhline(_pct(fixed[k]), color=COLORS[k], ls="--", lw=1, alpha=0.8)
     if fixed:
@@ -87,8 +88,8 @@ def plot_cap_sweep(sw: dict, fixed: dict | None, path: str) -> None:
     _legend_below(ax)
     if has_pool:
         ax = axes[0, 1]
-        for k in _keys(rows[0]["pooled"]):
-            ax.plot(xs, [_pct(r["pooled"][k]) for r in rows], "s-", color=COLORS[k], label=f"AP-Pool {NAMES[k]}")
+        for k in _keys(rows[0].pooled or {}):
+            ax.plot(xs, [_pct((r.pooled or {})[k]) for r in rows], "s-", color=COLORS[k], label=f"AP-Pool {NAMES[k]}")
         _limit_ticks(ax, caps)
         ax.set_xlabel("detections per image")
         ax.set_ylabel("AP-Pool (%)")
@@ -98,15 +99,14 @@ def plot_cap_sweep(sw: dict, fixed: dict | None, path: str) -> None:
     _save(fig, path)
 
 
-def plot_budget_sweep(sw: dict, path: str, class_counts: np.ndarray | None = None) -> None:
+def plot_budget_sweep(rows: Sequence[BudgetRow], path: str, class_counts: np.ndarray | None = None) -> None:
     """AP-Fixed vs the per-class budget (and how many classes reach each budget)."""
     plt = _plt()
-    rows = sw["dets_per_class"]
-    ks = [r["k"] for r in rows]
+    ks = [r.k for r in rows]
     xs = _xpos(ks)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for k in _keys(rows[0]["fixed"]):
-        ax.plot(xs, [_pct(r["fixed"][k]) for r in rows], "o-", color=COLORS[k], label=f"AP-Fixed {NAMES[k]}")
+    for k in _keys(rows[0].fixed):
+        ax.plot(xs, [_pct(r.fixed[k]) for r in rows], "o-", color=COLORS[k], label=f"AP-Fixed {NAMES[k]}")
     _limit_ticks(ax, ks)
     ax.set_xlabel("detections per class over the whole set (AP-Fixed's budget)")
     ax.set_ylabel("AP-Fixed (%)")
@@ -158,14 +158,15 @@ def plot_protocols(old: dict, fixed: dict, pooled: dict | None, path: str, label
     _save(fig, path)
 
 
-def plot_rerank(grid: list, before: dict, path: str, cap: int | None = None) -> None:
-    """AP-Old and AP-Fixed after the gaming policy vs its per-class budget K, with the 'before' values."""
+def plot_rerank(grid: Sequence[RerankRow], before: dict, path: str, cap: int | None = None) -> None:
+    """AP-Old and AP-Fixed after the gaming policy vs its per-class budget K, with the 'before' values
+    (``before``: summaries keyed ``old`` and ``fixed``)."""
     plt = _plt()
-    ks = [r["per_class"] for r in grid]
+    ks = [r.per_class for r in grid]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
     for ax, proto, name in ((axes[0], "old", "AP-Old"), (axes[1], "fixed", "AP-Fixed")):
         for k in _keys(before[proto]):
-            ax.plot(ks, [_pct(r[proto][k]) for r in grid], "o-", color=COLORS[k], label=f"after: {NAMES[k]}")
+            ax.plot(ks, [_pct(getattr(r, proto)[k]) for r in grid], "o-", color=COLORS[k], label=f"after: {NAMES[k]}")
             if before[proto][k] >= 0:
                 ax.axhline(_pct(before[proto][k]), color=COLORS[k], ls="--", lw=1, alpha=0.8)
         ax.plot([], [], "k--", lw=1, label="before re-ranking (same colour)")
@@ -181,7 +182,7 @@ def plot_rerank(grid: list, before: dict, path: str, cap: int | None = None) -> 
     _save(fig, path)
 
 
-def plot_scores(stats: dict, path: str) -> None:
+def plot_scores(stats: ScoreStats, path: str) -> None:
     """Normalised mean score per frequency group (paper Figure 3) and the score histograms."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -192,7 +193,7 @@ def plot_scores(stats: dict, path: str) -> None:
     w = 0.8 / len(sels)
     x = np.arange(len(groups))
     for i, (key, lab) in enumerate(sels):
-        vals = [stats["selections"][key][f]["normalised_mean"] for f in groups]
+        vals = [stats.selections[key][f].normalised_mean for f in groups]
         vals = [np.nan if v is None else v for v in vals]
         bars = ax.bar(x + (i - 1) * w, np.nan_to_num(vals), w, label=lab, alpha=0.9)
         for b, v in zip(bars, vals):
@@ -205,10 +206,10 @@ def plot_scores(stats: dict, path: str) -> None:
     ax.set_title("Score by frequency group (frequent = 1.0)")
     ax.legend(fontsize=8)
     ax = axes[1]
-    h = stats["histogram"]
-    edges = np.asarray(h["edges"])
+    h = stats.histogram
+    edges = np.asarray(h.edges)
     for f in groups:
-        c = np.asarray(h[f], float)
+        c = np.asarray(h.counts[f], float)
         if c.sum() == 0:
             continue
         dens = c / c.sum() / np.diff(edges)
@@ -222,20 +223,20 @@ def plot_scores(stats: dict, path: str) -> None:
     _save(fig, path)
 
 
-def plot_subsets(res: dict, path: str) -> None:
+def plot_subsets(res: SubsetsResult, path: str) -> None:
     """AP at a low and a high per-image cap on each class subset (paper Table 3)."""
     plt = _plt()
-    rows = res["subsets"]
-    caps = list(rows[0]["AP"].keys())
+    rows = res.subsets
+    caps = list(rows[0].AP.keys())
     fig, ax = plt.subplots(figsize=(8, 4.2))
     x = np.arange(len(rows))
     w = 0.8 / len(caps)
     for i, c in enumerate(caps):
-        vals = [_pct(r["AP"][c]) for r in rows]
+        vals = [_pct(r.AP[c]) for r in rows]
         ax.bar(x + (i - (len(caps) - 1) / 2) * w, np.nan_to_num(vals), w,
                label=f"AP at {'no cap' if c == 'inf' else c + ' dets/image'}")
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{r['subset']}\n{r['num_classes']} cl." for r in rows])
+    ax.set_xticklabels([f"{r.subset}\n{r.num_classes} cl." for r in rows])
     ax.set_xlabel("class subset (results and ground truth restricted to it)")
     ax.set_ylabel("AP (%)")
     ax.set_title("Per-image cap on class subsets")
@@ -244,19 +245,19 @@ def plot_subsets(res: dict, path: str) -> None:
     _save(fig, path)
 
 
-def plot_nms(res: dict, path: str) -> None:
+def plot_nms(res: NmsResult, path: str) -> None:
     """AP-Old and AP-Fixed (AP and APr) vs the NMS IoU threshold (paper Table 12)."""
     plt = _plt()
-    rows = [r for r in res["rows"] if r["threshold"] is not None]
-    raw = [r for r in res["rows"] if r["threshold"] is None]
-    rows.sort(key=lambda r: r["threshold"])
-    ts = [r["threshold"] for r in rows]
+    rows = sorted((r for r in res.rows if r.threshold is not None), key=lambda r: r.threshold or 0.0)
+    raw = [r for r in res.rows if r.threshold is None]
+    ts = [r.threshold for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for proto, name, ls in (("old", "AP-Old", "-"), ("fixed", "AP-Fixed", "--")):
-        for k in [k for k in ("AP", "APr") if k in rows[0][proto]]:
-            ax.plot(ts, [_pct(r[proto][k]) for r in rows], "o" + ls, color=COLORS[k], label=f"{name} {NAMES[k]}")
+        for k in [k for k in ("AP", "APr") if k in getattr(rows[0], proto)]:
+            ax.plot(ts, [_pct(getattr(r, proto)[k]) for r in rows], "o" + ls, color=COLORS[k],
+                    label=f"{name} {NAMES[k]}")
             if raw:
-                ax.scatter([1.02], [_pct(raw[0][proto][k])], marker="x", color=COLORS[k])
+                ax.scatter([1.02], [_pct(getattr(raw[0], proto)[k])], marker="x", color=COLORS[k])
     ax.set_xlabel("class-wise NMS IoU threshold" + (" (x at right: no NMS)" if raw else ""))
     ax.set_ylabel("AP (%)")
     ax.set_title("NMS threshold: AP-Old vs AP-Fixed")

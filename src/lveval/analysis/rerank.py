@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import Session, limit_json
+from .results import OldFixed, RerankResult, RerankRow, RerankSettings
 
 
 def gaming_selection(s: Session, per_class: int, max_dets_per_image: int | None = None) -> np.ndarray:
@@ -28,11 +29,11 @@ def fixed_of(s: Session, rows: np.ndarray, k: int | None = None) -> np.ndarray:
     return s.budget(k, rows=rows)
 
 
-def rerank(s: Session, per_class: int, max_dets_per_image: int | None = None) -> dict:
+def rerank(s: Session, per_class: int, max_dets_per_image: int | None = None) -> RerankResult:
     """AP-Old and AP-Fixed of the detections before and after the gaming policy.
 
-    Returns ``{"before": {"old", "fixed"}, "after": {"old", "fixed"}, "settings"}``;
-    the summaries have the keys of ``lveval evaluate --json``.
+    ``result.before.old`` etc. have the keys of ``lveval evaluate --json``;
+    ``result.to_dict()`` is what ``lveval rerank --json`` writes.
     """
     n = s.params.max_dets_per_image if max_dets_per_image is None else max_dets_per_image
     k_fixed = s.params.max_dets_per_class
@@ -44,11 +45,11 @@ def rerank(s: Session, per_class: int, max_dets_per_image: int | None = None) ->
     for a, b in sel.values():
         union |= a | b
     s.ensure_matched(union)
-    out = {key: {"old": s.old(a), "fixed": s.fixed(b)} for key, (a, b) in sel.items()}
-    out["settings"] = {"per_class": int(per_class), "max_dets_per_image": limit_json(n),
-                       "max_dets_per_class": limit_json(k_fixed),
-                       "num_detections": {"before": int(all_rows.sum()), "after": int(after.sum())}}
-    return out
+    figs = {key: OldFixed(old=s.old(a), fixed=s.fixed(b)) for key, (a, b) in sel.items()}
+    settings = RerankSettings(per_class=int(per_class), max_dets_per_image=limit_json(n),
+                              max_dets_per_class=limit_json(k_fixed), num_detections_before=int(all_rows.sum()),
+                              num_detections_after=int(after.sum()))
+    return RerankResult(before=figs["before"], after=figs["after"], settings=settings)
 
 
 def grid_for(s: Session) -> list:
@@ -61,7 +62,7 @@ def grid_for(s: Session) -> list:
     return ks
 
 
-def rerank_grid(s: Session, ks, max_dets_per_image: int | None = None) -> list:
+def rerank_grid(s: Session, ks, max_dets_per_image: int | None = None) -> list[RerankRow]:
     """AP-Old and AP-Fixed after the policy for several ``K`` (one matching pass for all)."""
     n = s.params.max_dets_per_image if max_dets_per_image is None else max_dets_per_image
     k_fixed = s.params.max_dets_per_class
@@ -73,8 +74,7 @@ def rerank_grid(s: Session, ks, max_dets_per_image: int | None = None) -> list:
     for _, a, b in sels:
         union |= a | b
     s.ensure_matched(union)
-    rows = [{"per_class": int(k), "num_detections": int(a.sum()), "old": s.old(a), "fixed": s.fixed(b)}
+    return [RerankRow(per_class=int(k), num_detections=int(a.sum()), old=s.old(a), fixed=s.fixed(b))
             for k, a, b in sels]
-    return rows
 
 

@@ -12,16 +12,17 @@ import numpy as np
 
 from ..exceptions import InputError
 from .common import Session, limit_json
+from .results import SubsetRow, SubsetsResult
 
 SUBSETS = (("R", "r"), ("C", "c"), ("F", "f"), ("R+C", "rc"), ("C+F", "cf"), ("R+F", "rf"), ("R+C+F", "rcf"))
 DEFAULT_CAPS = (300, 5000)
 
 
-def subsets(s: Session, caps=DEFAULT_CAPS) -> dict:
+def subsets(s: Session, caps=DEFAULT_CAPS) -> SubsetsResult:
     """AP of each subset at each cap, the difference (last cap minus first), classes and instances.
 
-    Returns ``{"caps": [...], "subsets": [{"subset", "num_classes", "num_classes_with_gt",
-    "num_instances", "instances_per_class", "AP": {cap: ap}, "delta"}]}``.
+    One :class:`~lveval.analysis.results.SubsetRow` per subset of :data:`SUBSETS`;
+    ``result.to_dict()`` is what ``lveval subsets --json`` writes.
     """
     if not s.has_frequencies:
         raise InputError("class subsets need LVIS frequencies ('frequency': r/c/f on each category)")
@@ -47,8 +48,8 @@ def subsets(s: Session, caps=DEFAULT_CAPS) -> dict:
         aps = {("inf" if n < 0 else str(n)): s.subset_summary(sel, cats)["AP"] for n, sel in zip(caps, sels)}
         vals = list(aps.values())
         ninst = int(ngt[cats].sum())
-        out.append({"subset": label, "num_classes": int(len(cats)),
-                    "num_classes_with_gt": int((ngt[cats] > 0).sum()), "num_instances": ninst,
-                    "instances_per_class": ninst / len(cats) if len(cats) else 0.0, "AP": aps,
-                    "delta": (vals[-1] - vals[0]) if min(vals) > -1 else None})
-    return {"caps": [limit_json(n) for n in caps], "subsets": out}
+        out.append(SubsetRow(subset=label, num_classes=int(len(cats)),
+                             num_classes_with_gt=int((ngt[cats] > 0).sum()), num_instances=ninst,
+                             instances_per_class=ninst / len(cats) if len(cats) else 0.0, AP=aps,
+                             delta=(vals[-1] - vals[0]) if min(vals) > -1 else None))
+    return SubsetsResult(caps=[limit_json(n) for n in caps], subsets=out)

@@ -19,11 +19,13 @@ engine does the same, so here the per-class APs come from the engine and the
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
 
 from .common import Session
 from .rerank import gaming_selection
+from .results import ToyResult
 
 SCENARIOS = ((0.8, True), (0.2, False))   # (probability, B present)
 RANKINGS = {"ranking1": ("A1", "A2", "B1"), "ranking2": ("A1", "B1", "A2")}
@@ -104,29 +106,28 @@ def gamed_ranking2_selection() -> list:
     return [names[i] for i in np.flatnonzero(keep)]
 
 
-def run() -> dict:
-    """All figures of the toy example (JSON-ready)."""
-    out, details = {}, {}
+def run() -> ToyResult:
+    """All figures of the toy example; ``to_dict()`` is what ``lveval toy --json`` writes."""
+    expected: dict[str, dict[str, float]] = {}
+    details: dict[str, dict[str, Any]] = {}
     for name, order in RANKINGS.items():
         sc = ranking_scores(order)
-        out[name] = {}
+        expected[name] = {}
         details[name] = {"order": list(order)}
         for label, cap in (("capped", CAP), ("uncapped", None)):
             v, d = expected_ap(sc, cap, "paper")
             lv, _ = expected_ap(sc, cap, "lvis")
-            out[name][label] = v
+            expected[name][label] = v
             details[name][label] = {"scenarios": d, "lvis_convention": lv}
-    out["details"] = details
-    out["cap"] = CAP
-    out["gaming_policy_keeps"] = gamed_ranking2_selection()
     # the caption's 0.75 is reproduced by weighting the two scenarios equally
     unc = details["ranking1"]["uncapped"]["scenarios"]
-    out["caption_check"] = {"uncapped_equal_weights": float(np.mean([d["AP"] for d in unc])),
-                            "class_A_one_of_two_found": 51 / 101}
-    return out
+    return ToyResult(ranking1=expected["ranking1"], ranking2=expected["ranking2"], details=details, cap=CAP,
+                     gaming_policy_keeps=gamed_ranking2_selection(),
+                     caption_check={"uncapped_equal_weights": float(np.mean([d["AP"] for d in unc])),
+                                    "class_A_one_of_two_found": 51 / 101})
 
 
-def report(fig: dict) -> str:
+def report(fig: ToyResult) -> str:
     """The toy example as text, with the explanation of every figure."""
     f = lambda v: f"{v:.4f}"
     lines = ["Toy example (paper Section 3.2, Figure 2), evaluated by the engine",
@@ -134,31 +135,32 @@ def report(fig: dict) -> str:
              "  scenario 1 (p = 0.8): two A and one B in the image (B1 correct)",
              "  scenario 2 (p = 0.2): two A; B verified absent (neg_category_ids; B1 wrong)",
              f"  Ranking 1 = A1, A2, B1 (by confidence); Ranking 2 = A1, B1, A2 (the gaming policy, top 1 "
-             f"per class then cap {fig['cap']}, keeps {', '.join(fig['gaming_policy_keeps'])})", "",
+             f"per class then cap {fig.cap}, keeps {', '.join(fig.gaming_policy_keeps)})", "",
              f"{'':<12}{'cap':>6}  {'scenario 1 AP_A AP_B':>21}  {'scenario 2 AP_A AP_B':>21}  "
              f"{'expected AP':>11}  {'(lvis-api rule)':>15}"]
     for name in RANKINGS:
         for label in ("capped", "uncapped"):
-            d = fig["details"][name][label]
+            d = fig.details[name][label]
+            ap = getattr(fig, name)[label]
             s1, s2 = d["scenarios"]
-            cap = str(fig["cap"]) if label == "capped" else "none"
+            cap = str(fig.cap) if label == "capped" else "none"
             lines.append(f"{name.replace('ranking', 'Ranking '):<12}{cap:>6}  "
                          f"{f(s1['per_class']['A']):>14} {f(s1['per_class']['B'])}  "
                          f"{f(s2['per_class']['A']):>14} {f(s2['per_class']['B'])}  "
-                         f"{f(fig[name][label]):>11}  {f(d['lvis_convention']):>15}")
-    c = fig["caption_check"]
-    agree = round(fig["ranking1"]["capped"], 2) == 0.50 and round(fig["ranking2"]["capped"], 2) == 0.65
+                         f"{f(ap):>11}  {f(d['lvis_convention']):>15}")
+    c = fig.caption_check
+    agree = round(fig.ranking1["capped"], 2) == 0.50 and round(fig.ranking2["capped"], 2) == 0.65
     lines += ["",
               "Paper: Ranking 1 = 0.50 and Ranking 2 = 0.65 with the cap of two; rounded to two decimals, "
               + ("the engine agrees." if agree else "the engine DISAGREES."),
               f"  Ranking 2's class A finds one of two objects: 101-point interpolated AP = 51/101 = "
               f"{c['class_A_one_of_two_found']:.4f} (not 0.5),",
-              f"  so the exact expectation is 0.8*(51/101+1)/2 + 0.2*(51/101+0)/2 = {fig['ranking2']['capped']:.4f}.",
+              f"  so the exact expectation is 0.8*(51/101+1)/2 + 0.2*(51/101+0)/2 = {fig.ranking2['capped']:.4f}.",
               "Convention: a class without ground truth in a scenario scores AP 0 and stays in the average "
               "(paper, Figure 2c);",
               "  lvis-api/pycocotools (and the engine) mark it undefined (-1) and drop it, which gives the "
               "last column.",
-              f"Without the cap both rankings give {fig['ranking1']['uncapped']:.4f}: per-class AP does not "
+              f"Without the cap both rankings give {fig.ranking1['uncapped']:.4f}: per-class AP does not "
               "depend on the order across classes.",
               f"  The caption's 0.75 is what weighting the two scenarios equally gives "
               f"((1.0 + 0.5)/2 = {c['uncapped_equal_weights']:.2f});",

@@ -40,7 +40,8 @@ _EXPORTS = {
     "CalibrationSet": "splits", "cross_fit": "splits", "fit_apply": "splits", "image_folds": "splits",
     "oracle": "splits", "subset_dataset": "splits", "subset_results": "splits",
     # bench
-    "bench": "bench", "calibration_error": "bench", "format_table": "bench",
+    "BenchEntry": "bench", "BenchResult": "bench", "CalibrationError": "bench", "bench": "bench",
+    "calibration_error": "bench", "format_table": "bench",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 
 from ..analysis.common import Session, limit_label, parse_limits
 from ..atomic import output_dir
@@ -66,10 +67,36 @@ def _header(keys, width: int, extra=()) -> str:
     return " " * width + "".join(f"{k:>7}" for k in keys) + "".join(f"{e:>9}" for e in extra)
 
 
-def _write_json(a, obj) -> None:
+def _before_after(name: str, before: dict, after: dict, keys, width: int) -> list:
+    """Three lines: a summary before, after, and the change in points."""
+    return [_row(f"{name}, before", before, keys, width), _row(f"{name}, after re-ranking", after, keys, width),
+            _delta(before, after, keys, width)]
+
+
+def _pooled_table(title: str, rows, keys, width: int) -> list:
+    """A titled table of (label, summary, AP-Pool summary) rows, AP-Pool's AP in the last column."""
+    return [title, _header(keys, width, ("AP-Pool",))] + [
+        _row(label, d, keys, width) + f"   {fmt(pooled['AP'])}" for label, d, pooled in rows]
+
+
+def _side_by_side(label: str, old: dict, fixed: dict, keys, width: int, delta_from=None) -> list:
+    """AP-Old's and AP-Fixed's keys on one line; with ``delta_from`` (old, fixed), the change below."""
+    lines = [_row(label, old, keys, width) + " " + _row("", fixed, keys, 0)]
+    if delta_from is not None:
+        lines.append(_delta(delta_from[0], old, keys, width) + " " + _delta(delta_from[1], fixed, keys, 0, label=""))
+    return lines
+
+
+def _print(lines) -> None:
+    for line in lines:
+        print(line)
+
+
+def _write_json(a, result) -> None:
+    """``--json OUT``: the result's ``to_dict()``."""
     if a.json:
         from ..output import write_json
-        write_json(a.json, obj)
+        write_json(a.json, result.to_dict())
 
 
 # ---- toy ------------------------------------------------------------------------------------------
@@ -90,20 +117,18 @@ def cmd_rerank(a, eval_kwargs) -> int:
         raise InputError(f"--keep-per-class must be positive, got {a.keep_per_class}", field="keep-per-class")
     s = _session(a, eval_kwargs)
     res = rerank(s, a.keep_per_class)
-    st = res["settings"]
-    keys = _keys(res["before"]["old"])
+    st, before, after = res.settings, res.before, res.after
+    keys = _keys(before.old)
     w = 44
-    n, K = limit_label(st["max_dets_per_image"] or -1), limit_label(st["max_dets_per_class"] or -1)
+    n, K = limit_label(st.max_dets_per_image or -1), limit_label(st.max_dets_per_class or -1)
     print(f"Gaming policy (paper Table 1): keep the top {a.keep_per_class:,} detections per class over the set, "
-          f"then {n} per image\n({st['num_detections']['before']:,} detections before, "
-          f"{st['num_detections']['after']:,} after)\n")
+          f"then {n} per image\n({st.num_detections_before:,} detections before, "
+          f"{st.num_detections_after:,} after)\n")
     print(_header(keys, w))
-    for proto, name in (("old", f"AP-Old ({n}/image)"), ("fixed", f"AP-Fixed ({K}/class)")):
-        print(_row(f"{name}, before", res["before"][proto], keys, w))
-        print(_row(f"{name}, after re-ranking", res["after"][proto], keys, w))
-        print(_delta(res["before"][proto], res["after"][proto], keys, w))
-    d_old = res["after"]["old"]["AP"] - res["before"]["old"]["AP"]
-    d_fix = res["after"]["fixed"]["AP"] - res["before"]["fixed"]["AP"]
+    _print(_before_after(f"AP-Old ({n}/image)", before.old, after.old, keys, w)
+           + _before_after(f"AP-Fixed ({K}/class)", before.fixed, after.fixed, keys, w))
+    d_old = after.old["AP"] - before.old["AP"]
+    d_fix = after.fixed["AP"] - before.fixed["AP"]
     print(f"\nAP-Old {'rises' if d_old > 0 else 'does not rise'} ({100 * d_old:+.2f}) and AP-Fixed "
           f"{'rises' if d_fix > 0 else 'does not rise'} ({100 * d_fix:+.2f}) under a policy that only "
           "discards detections.")
@@ -123,38 +148,32 @@ def cmd_sweep(a, eval_kwargs) -> int:
     budgets = parse_limits(a.max_dets_per_class, "max-dets-per-class")
     s = _session(a, eval_kwargs)
     res = sweep(s, caps, budgets)
-    keys = _keys(res["dets_per_image"][0]["old"])
+    keys = _keys(res.dets_per_image[0].old)
     w = 14
-    print("AP-Old vs detections per image (paper Tables 2 and 6)")
-    print(_header(keys, w, ("AP-Pool",)))
-    for r in res["dets_per_image"]:
-        print(_row(limit_label(r["cap"]), r["old"], keys, w)
-              + f"   {fmt(r['pooled']['AP'])}")
-    print("\nAP-Fixed vs detections per class, no per-image cap (paper Table 4)")
-    print(_header(keys, w, ("AP-Pool",)))
-    for r in res["dets_per_class"]:
-        print(_row(limit_label(r["k"]), r["fixed"], keys, w)
-              + f"   {fmt(r['pooled']['AP'])}")
-    t = res["timing"]
-    print(f"\n{t['settings']} settings from one load ({t['load_s']:.2f} s) and one matching pass "
-          f"({t['match_s']:.2f} s), accumulated in {t['accumulate_s']:.2f} s: {t['total_s']:.2f} s in all")
+    _print(_pooled_table("AP-Old vs detections per image (paper Tables 2 and 6)",
+                         [(limit_label(r.cap), r.old, r.pooled) for r in res.dets_per_image], keys, w)
+           + _pooled_table("\nAP-Fixed vs detections per class, no per-image cap (paper Table 4)",
+                           [(limit_label(r.k), r.fixed, r.pooled) for r in res.dets_per_class], keys, w))
+    t = res.timing
+    print(f"\n{t.settings} settings from one load ({t.load_s:.2f} s) and one matching pass "
+          f"({t.match_s:.2f} s), accumulated in {t.accumulate_s:.2f} s: {t.total_s:.2f} s in all")
     if a.compare_timing:
         gt, res_in = s.demo or (a.gt, a.results)
         kw = eval_kwargs(a)
         sep = time_separate(gt, res_in, caps, budgets, **kw)
-        res["timing"]["separate_evaluations_s"] = sep["total_s"]
-        print(f"the same figures from {sep['settings']} separate lveval.evaluate() calls: {sep['total_s']:.2f} s "
-              f"({sep['total_s'] / max(t['total_s'], 1e-9):.1f}x as long)")
+        res = replace(res, timing=replace(t, separate_evaluations_s=sep.total_s))
+        print(f"the same figures from {sep.settings} separate lveval.evaluate() calls: {sep.total_s:.2f} s "
+              f"({sep.total_s / max(t.total_s, 1e-9):.1f}x as long)")
     if a.plots:
         from ..analysis import plots
         output_dir(a.plots)
         budget = s.budget()
         s.ensure_matched(budget)   # the default budget may lie outside the swept settings
         fixed = s.fixed(budget)
-        plots.plot_cap_sweep(res, fixed, os.path.join(a.plots, "cap_sweep.png"))
+        plots.plot_cap_sweep(res.dets_per_image, fixed, os.path.join(a.plots, "cap_sweep.png"))
         import numpy as np
         counts = np.bincount(s.dets.cat_idx, minlength=s.gt.num_categories)
-        plots.plot_budget_sweep(res, os.path.join(a.plots, "budget_sweep.png"), counts)
+        plots.plot_budget_sweep(res.dets_per_class, os.path.join(a.plots, "budget_sweep.png"), counts)
         print(f"plots: {os.path.join(a.plots, 'cap_sweep.png')}, {os.path.join(a.plots, 'budget_sweep.png')}")
     _write_json(a, res)
     return 0
@@ -168,14 +187,14 @@ def cmd_subsets(a, eval_kwargs) -> int:
         raise InputError("give two caps, e.g. --caps 300,5000", field="caps")
     s = _session(a, eval_kwargs)
     res = subsets(s, caps)
-    labels = [limit_label(c) for c in res["caps"]]
+    labels = [limit_label(c) for c in res.caps]
     print("Per-image cap on class subsets (paper Table 3): results and ground truth restricted to each subset\n")
     print(f"{'subset':<8}{'classes':>9}{'with GT':>9}{'inst/class':>12}" + "".join(f"{'AP@' + lbl:>10}" for lbl in labels)
           + f"{'change':>9}")
-    for r in res["subsets"]:
-        print(f"{r['subset']:<8}{r['num_classes']:>9,}{r['num_classes_with_gt']:>9,}{r['instances_per_class']:>12.1f}"
-              + "".join(f"{fmt(v):>10}" for v in r["AP"].values())
-              + (f"{100 * r['delta']:+9.2f}" if r["delta"] is not None else f"{'-':>9}"))
+    for r in res.subsets:
+        print(f"{r.subset:<8}{r.num_classes:>9,}{r.num_classes_with_gt:>9,}{r.instances_per_class:>12.1f}"
+              + "".join(f"{fmt(v):>10}" for v in r.AP.values())
+              + (f"{100 * r.delta:+9.2f}" if r.delta is not None else f"{'-':>9}"))
     if a.plots:
         from ..analysis import plots
         output_dir(a.plots)
@@ -205,20 +224,19 @@ def cmd_nms(a, eval_kwargs) -> int:
     ths = parse_thresholds(a.thresholds)
     s = _session(a, eval_kwargs)
     res = nms_sensitivity(s, ths)
-    rows = res["rows"]
-    keys = _keys(rows[0]["old"])
+    rows = res.rows
+    base = rows[0]
+    keys = _keys(base.old)
     print(f"Class-wise NMS over {len(s.dets):,} raw detections, then AP-Old and AP-Fixed (paper Table 12); "
-          f"changes are against threshold {rows[0]['threshold'] if rows[0]['threshold'] is not None else 'none'}\n")
+          f"changes are against threshold {base.threshold if base.threshold is not None else 'none'}\n")
     w = 22
     print(f"{'':<{w}}{'AP-Old':^{7 * len(keys)}} {'AP-Fixed':^{7 * len(keys)}}")
     print(f"{'NMS IoU   dets kept':<{w}}" + "".join(f"{k:>7}" for k in keys) + " " + "".join(f"{k:>7}" for k in keys))
-    base = rows[0]
     for r in rows:
-        t = "none" if r["threshold"] is None else f"{r['threshold']:.2f}"
-        print(_row(f"{t:<8}{r['num_detections']:>12,}", r["old"], keys, w) + " " + _row("", r["fixed"], keys, 0))
-        if r is not base:
-            print(_delta(base["old"], r["old"], keys, w) + " " + _delta(base["fixed"], r["fixed"], keys, 0, label=""))
-    print(f"\nNMS for all thresholds: {res['timing']['nms_s']:.2f} s; total {res['timing']['total_s']:.2f} s")
+        t = "none" if r.threshold is None else f"{r.threshold:.2f}"
+        _print(_side_by_side(f"{t:<8}{r.num_detections:>12,}", r.old, r.fixed, keys, w,
+                             delta_from=None if r is base else (base.old, base.fixed)))
+    print(f"\nNMS for all thresholds: {res.timing.nms_s:.2f} s; total {res.timing.total_s:.2f} s")
     if a.plots:
         from ..analysis import plots
         output_dir(a.plots)
@@ -234,13 +252,13 @@ def cmd_audit(a, eval_kwargs) -> int:
     output_dir(a.out)   # before the run: --out naming a file is refused at once
     s = _session(a, eval_kwargs)
     fig = write_audit(s, a.out)
-    f = fig["findings"]
-    print(f"lveval audit: {fig['counts']['num_detections']:,} detections, {fig['counts']['num_images']:,} images\n")
+    f = fig.findings
+    print(f"lveval audit: {fig.counts.num_detections:,} detections, {fig.counts.num_images:,} images\n")
     for key in ("cap", "rerank", "budget", "scores", "protocols"):
         if key in f:
             print("- " + f[key]["text"])
     print("\n" + f["recommendation"])
-    n_png = sum(x.endswith(".png") for x in fig["files"])
+    n_png = sum(x.endswith(".png") for x in fig.files)
     print(f"\nwrote {os.path.join(a.out, 'index.html')} (report.md, figures.json and {n_png} "
           f"plots beside it) in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -95,7 +95,7 @@ def cmd_bench(a) -> int:
                 ece_bins=a.ece_bins, plots_dir=a.plots, progress=progress, **_data_kwargs(a))
     print(format_table(res))
     if a.json:
-        write_json(a.json, res)
+        write_json(a.json, res.to_dict())
     return 0
 
 
