@@ -13,8 +13,9 @@ does that in bounded memory:
   first selects rows keeping only (score, group, byte range) per candidate,
   the second copies the selected records to the output unchanged.
 
-Ties are broken exactly as :func:`lveval.select.top_k_per_class` does: among
-equal scores the earlier record wins. Kept rows stay in arrival order, so
+The selection is :func:`lveval.select.top_k_per_group`, the routine behind
+:func:`lveval.select.top_k_per_class`: among equal scores the earlier record
+wins. Kept rows stay in arrival order, so
 evaluating the reduced file gives the same AP-Fixed as evaluating the full one.
 
 Modules: ``pool`` (the kept rows, pruned per criterion), ``collector``
@@ -29,8 +30,8 @@ above its K-th best) are dropped on arrival.
 """
 from __future__ import annotations
 
+from ..select import top_k_per_group as topk_mask  # the selection kernel, kept under its old name
 from .collector import TopKPerClass
 from .files import topk_file
-from .pool import topk_mask
 
 __all__ = ["TopKPerClass", "topk_mask", "topk_file"]

@@ -8,42 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def topk_mask(group: np.ndarray, score: np.ndarray, k: int, num_groups: int | None = None):
-    """Rows among the top ``k`` of their group by descending score, earlier rows winning ties.
-
-    Same selection as :func:`lveval.select.top_k_per_class` (a stable sort on
-    ``-score`` inside each group), written to keep temporaries small. Returns
-    ``(mask, kth)`` where ``kth[g]`` is the k-th best score of group ``g``
-    (``-inf`` when the group has fewer than ``k`` rows); ``group`` holds small
-    non-negative integers.
-    """
-    n = len(score)
-    ng = num_groups if num_groups is not None else (int(group.max()) + 1 if n else 0)
-    kth = np.full(ng, -np.inf)
-    if n == 0:
-        return np.zeros(0, bool), kth
-    order = np.argsort(-score, kind="stable")          # ties keep row order ...
-    gs = group[order]
-    o2 = np.argsort(gs, kind="stable")                 # ... inside each group (radix sort)
-    order = order[o2]
-    gs = gs[o2]
-    del o2
-    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-    lens = np.diff(np.r_[starts, n])
-    big = lens > k
-    # sorted positions past the k-th of their group are dropped: mark the ranges, no per-row arange
-    diff = np.zeros(n + 1, np.int8)
-    np.subtract.at(diff, starts[big] + k, 1)
-    np.add.at(diff, starts[big] + lens[big], 1)
-    keep_sorted = np.cumsum(diff[:-1], dtype=np.int8) == 0
-    del diff
-    mask = np.zeros(n, bool)
-    mask[order[keep_sorted]] = True
-    full = lens >= k
-    if k > 0 and full.any():
-        kth[gs[starts[full]]] = score[order[starts[full] + k - 1]]
-    return mask, kth
+from ..select import top_k_per_group
 
 
 class _Pool:
@@ -116,7 +81,7 @@ class _Pool:
         n = len(cols["score"])
         mask = np.zeros(n, bool)
         for i, (_, k) in enumerate(self.criteria):
-            m, kth = topk_mask(cols[f"_g{i}"], cols["score"], k, len(self._kth[i]))
+            m, kth = top_k_per_group(cols[f"_g{i}"], cols["score"], k, len(self._kth[i]))
             mask |= m
             self._kth[i] = np.maximum(self._kth[i], kth)
         self.kept = cols if mask.all() else _take(cols, mask)
