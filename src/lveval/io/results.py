@@ -508,7 +508,7 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
     from concurrent.futures import ThreadPoolExecutor
 
     from . import fastjson
-    from .chunks import array_edges
+    from .scan import array_edges
 
     if not fastjson.available():
         return None, None

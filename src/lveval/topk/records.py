@@ -7,57 +7,8 @@ import numpy as np
 
 from ..exceptions import InputError
 from ..io.jsonfile import open_stream
-
-_WS = np.zeros(256, bool)
-_WS[[0x20, 0x09, 0x0A, 0x0D]] = True
-
-
-def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (inclusive) of each complete top-level JSON object in ``arr``.
-
-    ``arr`` must begin outside any string and object. Quotes preceded by an
-    odd run of backslashes are escaped; braces inside strings are ignored.
-    """
-    q = np.flatnonzero(arr == 0x22)
-    if len(q):
-        prev = q[q > 0]
-        cand = prev[arr[prev - 1] == 0x5C]
-        if len(cand):
-            escaped = np.zeros(len(q), bool)
-            esc_pos = []
-            for p in cand.tolist():
-                j = p - 1
-                while j >= 0 and arr[j] == 0x5C:
-                    j -= 1
-                if (p - 1 - j) % 2:
-                    esc_pos.append(p)
-            if esc_pos:
-                escaped[np.searchsorted(q, esc_pos)] = True
-                q = q[~escaped]
-    ob = np.flatnonzero(arr == 0x7B)
-    cb = np.flatnonzero(arr == 0x7D)
-    if len(q):
-        ob = ob[np.searchsorted(q, ob) % 2 == 0]
-        cb = cb[np.searchsorted(q, cb) % 2 == 0]
-    if not len(ob):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pos = np.concatenate([ob, cb])
-    delta = np.concatenate([np.ones(len(ob), np.int8), -np.ones(len(cb), np.int8)])
-    o = np.argsort(pos, kind="stable")
-    pos, delta = pos[o], delta[o]
-    depth = np.cumsum(delta, dtype=np.int64)
-    if len(depth) and depth.min() < 0:
-        bad = int(pos[np.argmax(depth < 0)])
-        raise _ScanError("unbalanced '}'", bad)
-    starts = pos[(delta == 1) & (depth == 1)]
-    ends = pos[(delta == -1) & (depth == 0)]
-    return starts[:len(ends)], ends
-
-
-class _ScanError(Exception):
-    def __init__(self, msg, offset):
-        super().__init__(msg)
-        self.offset = offset
+from ..io.scan import WS as _WS
+from ..io.scan import ScanError, object_spans
 
 
 class _Records:
@@ -139,8 +90,8 @@ class _Records:
             self._cur = (pos, buf)
             arr = np.frombuffer(buf, np.uint8)
             try:
-                starts, ends = _scan(arr)
-            except _ScanError as exc:
+                starts, ends = object_spans(arr)
+            except ScanError as exc:
                 raise self._err(f"not valid JSON ({exc})", pos + exc.offset) from None
             consumed = int(ends[-1]) + 1 if len(ends) else 0
             if len(ends):
