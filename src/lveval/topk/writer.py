@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
+from ..io.parquet import ParquetStream, results_table
 from ..io.results import _ARRAY as _FULL_DECODER  # the loader's own record decoder
 
 
@@ -13,7 +14,7 @@ class _Writer:
     def __init__(self, f, fmt: str):
         self.f, self.fmt = f, fmt
         self.n = 0
-        self._pq = None
+        self._pq = ParquetStream(f) if fmt == "parquet" else None
         if fmt == "json":
             f.write(b"[")
 
@@ -41,12 +42,8 @@ class _Writer:
 
     def table(self, table) -> None:
         """An Arrow table of selected rows (Parquet output) or its records (JSON output)."""
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            if self._pq is None:
-                self._pq = pq.ParquetWriter(self.f, table.schema)
-            self._pq.write_table(table)
+        if self._pq is not None:
+            self._pq.write(table)
         else:
             import orjson
 
@@ -60,41 +57,18 @@ class _Writer:
     def abort(self) -> None:
         """Close a Parquet writer after a failure (the temporary output is then removed)."""
         if self._pq is not None:
-            try:
-                self._pq.close()
-            except Exception:   # noqa: BLE001 - the failure being unwound is what is reported
-                pass
-            self._pq = None
+            self._pq.abort()
 
     def close(self, empty_schema=None) -> None:
         if self.fmt == "json":
             self.f.write(b"]\n")
-        elif self.fmt == "parquet":
-            if self._pq is None:
-                import pyarrow.parquet as pq
-
-                self._pq = pq.ParquetWriter(self.f, empty_schema if empty_schema is not None else _schema(False))
-            self._pq.close()
-
-
-def _schema(with_segm: bool):
-    import pyarrow as pa
-
-    fields = [("image_id", pa.int64()), ("category_id", pa.int64()), ("score", pa.float64()),
-              ("bbox", pa.list_(pa.float64(), 4))]
-    if with_segm:
-        fields += [("segm_counts", pa.string()), ("segm_h", pa.int32()), ("segm_w", pa.int32())]
-    return pa.schema(fields)
+        elif self._pq is not None:
+            self._pq.close(empty_schema)   # an empty output gets the input's schema, or the results layout
 
 
 def _table_from_structs(dets: list):
     """Arrow table in the layout of :func:`lveval.io.write_results` (bbox as fixed-size lists)."""
-    import pyarrow as pa
-
     n = len(dets)
-    cols = {"image_id": pa.array([d.image_id for d in dets], pa.int64()),
-            "category_id": pa.array([d.category_id for d in dets], pa.int64()),
-            "score": pa.array([d.score for d in dets], pa.float64())}
     boxes = []
     for d in dets:
         b = d.bbox
@@ -108,18 +82,18 @@ def _table_from_structs(dets: list):
                 seg = dict(seg, counts=seg["counts"].encode())
             b = mask_utils.toBbox(seg).tolist()
         boxes.extend(b)
-    cols["bbox"] = pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(boxes, np.float64).reshape(-1)), 4)
+    segm = {}
     if n and any(d.segmentation is not None for d in dets):
         segs = [d.segmentation for d in dets]
         if not all(isinstance(s, dict) and "counts" in s and "size" in s for s in segs):
             raise InputError("Parquet output needs RLE segmentations ({size, counts}) on every record",
                              field="segmentation")
-        cols["segm_counts"] = pa.array([s["counts"] if isinstance(s["counts"], str) else
-                                        (s["counts"].decode() if isinstance(s["counts"], bytes) else
-                                         _rle_string(s)) for s in segs], pa.string())
-        cols["segm_h"] = pa.array([int(s["size"][0]) for s in segs], pa.int32())
-        cols["segm_w"] = pa.array([int(s["size"][1]) for s in segs], pa.int32())
-    return pa.table(cols)
+        segm = {"segm_counts": [s["counts"] if isinstance(s["counts"], str) else
+                                (s["counts"].decode() if isinstance(s["counts"], bytes) else _rle_string(s))
+                                for s in segs],
+                "segm_h": [int(s["size"][0]) for s in segs], "segm_w": [int(s["size"][1]) for s in segs]}
+    return results_table([d.image_id for d in dets], [d.category_id for d in dets], [d.score for d in dets],
+                         np.asarray(boxes, np.float64), **segm)
 
 
 def _rle_string(s: dict) -> str:
