@@ -11,6 +11,8 @@ instead of repeated multi-key lexsorts.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -67,18 +69,66 @@ def rank_within(group: np.ndarray, score: np.ndarray, order: np.ndarray | None =
     return rank
 
 
+def _top_k(group: np.ndarray, score: np.ndarray, k: int, order: np.ndarray | None):
+    """The top-K kernel: (mask, group order, sorted groups, group starts, group lengths).
+
+    Rows sorted by group, descending score inside (ties in row order); the
+    sorted positions past the k-th of their group are dropped by marking the
+    ranges in an int8 array (no per-row rank array)."""
+    n = len(score)
+    o = refine(score_order(score) if order is None else order, group)
+    g = group[o]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    lens = np.diff(np.r_[starts, n])
+    big = lens > k
+    diff = np.zeros(n + 1, np.int8)
+    diff[starts[big] + k] -= 1              # distinct positions within each of the two steps,
+    diff[starts[big] + lens[big]] += 1      # so plain fancy indexing adds correctly (k = 0 too)
+    keep_sorted = np.cumsum(diff[:-1], dtype=np.int8) == 0
+    del diff
+    mask = np.zeros(n, bool)
+    mask[o[keep_sorted]] = True
+    return mask, o, g, starts, lens
+
+
+def top_k_per_group(group: np.ndarray, score: np.ndarray, k: int, num_groups: int | None = None,
+                    order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows among the top ``k`` of their group by descending score (earlier rows win ties), and
+    each group's k-th best score.
+
+    The one top-K routine: :func:`top_k_per_class` and :func:`cap_per_image`
+    are its mask, and ``lveval.topk`` prunes with it, using ``kth`` to drop
+    rows that cannot enter a full group. Returns ``(mask, kth)``; ``kth[g]``
+    is ``-inf`` when group ``g`` has fewer than ``k`` rows. ``group`` holds
+    small non-negative integers (``num_groups`` of them; by default
+    ``group.max() + 1``); ``order``: a precomputed :func:`score_order` of ``score``.
+    """
+    n = len(score)
+    ng = num_groups if num_groups is not None else (int(group.max()) + 1 if n else 0)
+    kth = np.full(ng, -np.inf)
+    if n == 0:
+        return np.zeros(0, bool), kth
+    mask, o, g, starts, lens = _top_k(group, score, k, order)
+    full = lens >= k
+    if k > 0 and full.any():
+        kth[g[starts[full]]] = score[o[starts[full] + k - 1]]
+    return mask, kth
+
+
+def _top_k_mask(group: np.ndarray, score: np.ndarray, k: int | None, order: np.ndarray | None) -> np.ndarray:
+    if k is None or k < 0 or k >= len(score):   # no cap, or one every group fits (inf too)
+        return np.ones(len(score), bool)
+    return _top_k(group, score, math.ceil(k), order)[0]   # rank < k, for a fractional k too
+
+
 def cap_per_image(img_idx: np.ndarray, score: np.ndarray, n: int, order: np.ndarray | None = None) -> np.ndarray:
     """AP-Old's selection: the top ``n`` detections of each image (``n < 0``: no cap)."""
-    if n is None or n < 0:
-        return np.ones(len(score), bool)
-    return rank_within(img_idx, score, order) < n
+    return _top_k_mask(img_idx, score, n, order)
 
 
 def top_k_per_class(cat_idx: np.ndarray, score: np.ndarray, k: int, order: np.ndarray | None = None) -> np.ndarray:
     """AP-Fixed's selection: the top ``k`` detections of each class over the whole set."""
-    if k is None or k < 0:
-        return np.ones(len(score), bool)
-    return rank_within(cat_idx, score, order) < k
+    return _top_k_mask(cat_idx, score, k, order)
 
 
 def federated_mask(gt, img_idx: np.ndarray, cat_idx: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Shared by the topk tests."""
 import pytest
 
-from lveval.topk import _Pool
+from lveval.topk.pool import _Pool
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from lveval.exceptions import InputError
 from lveval.io.results import load_results, write_results
 from lveval.select import cap_per_image, top_k_per_class
 from lveval.simulate import simulate
-from lveval.topk import topk_file, topk_mask
+from lveval.topk import topk_file
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +33,6 @@ def files(tmp_path_factory, sim):
     paths["jsonl"].write_bytes(b"".join(orjson.dumps(r) + b"\r\n" for r in sim) + b"\n\n")
     write_results(load_results(sim), str(paths["parquet"]))
     return {k: str(v) for k, v in paths.items()}
-
-
-def test_topk_mask_equals_engine_selection():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        n = int(rng.integers(0, 400))
-        g = rng.integers(0, 7, n)
-        s = rng.integers(0, 5, n) / 4.0
-        k = int(rng.integers(1, 12))
-        mask, kth = topk_mask(g.astype(np.int32), s, k, 7)
-        assert np.array_equal(mask, top_k_per_class(g, s, k))
-        for grp in range(7):
-            sel = np.sort(s[g == grp])[::-1]
-            assert kth[grp] == (sel[k - 1] if len(sel) >= k else -np.inf)
 
 
 @pytest.mark.parametrize("src, pure", [("json", False), ("json", True), ("jsonl", False), ("jsonl", True),

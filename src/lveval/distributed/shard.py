@@ -341,10 +341,10 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
     import tempfile
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from .. import atomic
     from ..atomic import atomic_write, check_output, output_dir
+    from ..io.parquet import ParquetStream
     from ..metrics import input_digest
 
     output_dir(out_dir)
@@ -382,12 +382,12 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
             with contextlib.ExitStack() as stack:   # every part appears only if all were written
                 handles = [stack.enter_context(atomic_write(os.path.join(out_dir, n), "wb", inside=out_dir))
                            for n in names]
-                writers = [pq.ParquetWriter(h, schema) for h in handles]
+                writers = [ParquetStream(h, schema) for h in handles]
                 stack.callback(_close_all, writers)   # on failure too: no writer left to complain at exit
 
                 def flush(s):
                     if buffers[s]:
-                        writers[s].write_table(pa.Table.from_batches(buffers[s], schema))
+                        writers[s].write(pa.Table.from_batches(buffers[s], schema))
                         rows[s] += buffered[s]
                         buffers[s], buffered[s] = [], 0
 
@@ -425,11 +425,8 @@ def partition(results, out_dir: str, num_shards: int, *, batch_rows: int = BATCH
 
 
 def _close_all(writers) -> None:
-    for w in writers:
-        try:
-            w.close()
-        except Exception:   # noqa: BLE001 - closing after a failure; the failure is what is reported
-            pass
+    for w in writers:   # closing after a failure (or again after success): the failure is what is reported
+        w.abort()
 
 
 def _remove_stale_parts(out_dir: str, names: list) -> None:

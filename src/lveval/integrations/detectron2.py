@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..params import Params
-from ..topk import TopKPerClass, _to_numpy
+from ..topk.collector import TopKPerClass, _to_numpy
 from .metric import PROTOCOL_SUFFIX, ImageLog, _LabelMap, add_warnings, collector_caps, encode_masks, flat_figures
 
 log = logging.getLogger("lveval.detectron2")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..topk import _to_numpy
+from ..topk.collector import _to_numpy
 from .labels import CategoryResolver, is_text
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..params import Params
-from ..topk import TopKPerClass, _to_numpy
+from ..topk.collector import TopKPerClass, _to_numpy
 from .labels import CategoryResolver, is_text
 
 PROTOCOL_SUFFIX = {"old": "Old", "fixed": "Fixed", "pooled": "Pool"}

@@ -39,7 +39,7 @@ except ImportError as e:  # pragma: no cover - exercised without mmengine
                       "pip install 'lveval[mmdet]'") from e
 
 from ..params import Params
-from ..topk import TopKPerClass, _to_numpy
+from ..topk.collector import TopKPerClass, _to_numpy
 from .labels import normalize_name
 from .metric import ImageLog, add_warnings, collector_caps, encode_masks
 

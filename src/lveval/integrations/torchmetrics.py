@@ -36,7 +36,7 @@ except ImportError as e:  # pragma: no cover - exercised without torchmetrics
                       "pip install 'lveval[torchmetrics]'") from e
 
 from ..params import Params
-from ..topk import TopKPerClass, _to_numpy
+from ..topk.collector import TopKPerClass, _to_numpy
 from .labels import CategoryResolver, is_text
 from .metric import ImageLog, _LabelMap, add_warnings, encode_masks
 

@@ -1,8 +1,8 @@
 """Decoding a large JSON array of detections in bounded memory.
 
 The file is memory-mapped and cut into ~8 MB pieces at record boundaries
-(a ``}`` ``,`` ``{`` sequence); each piece is decoded and turned into columns
-before the next one, so Python objects exist for one piece at a time. A cut
+(a ``}`` ``,`` ``{`` sequence, :func:`lveval.io.scan.next_record`); each piece
+is decoded and turned into columns before the next one, so Python objects exist for one piece at a time. A cut
 that falls inside a record (only possible with unusual extra fields) always
 leaves invalid JSON behind; any decoding problem therefore makes the caller
 fall back to decoding the whole file, which also produces the precise error.
@@ -10,28 +10,13 @@ fall back to decoding the whole file, which also produces the precise error.
 from __future__ import annotations
 
 import mmap
-import re
 
 import msgspec
 import numpy as np
 
+from .scan import array_edges, next_record
+
 CHUNK_BYTES = 8 << 20   # small pieces stay in cache: measured faster than whole-file decoding
-RECORD_SEP = re.compile(rb"\}\s*,\s*\{")   # between two records of a JSON array
-_WS = b" \t\r\n"
-
-
-def array_edges(mm) -> tuple[int, int] | None:
-    """Positions just inside the outer ``[`` and of the closing ``]``, or None."""
-    n = len(mm)
-    i = 0
-    while i < n and mm[i] in _WS:
-        i += 1
-    j = n - 1
-    while j >= 0 and mm[j] in _WS:
-        j -= 1
-    if i >= n or mm[i] != ord("[") or mm[j] != ord("]"):
-        return None
-    return i + 1, j
 
 
 def decode_chunked(path: str, decoder: msgspec.json.Decoder, to_columns, concat, digest: str | None = None):
@@ -74,8 +59,8 @@ def _pieces(mm, view, edges, h, path, decoder, to_columns):
     hashed = pos
     parts, base = [], 0
     while pos < end:
-        m = RECORD_SEP.search(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
-        cut = m.start() + 1 if m else end
+        m = next_record(mm, pos + CHUNK_BYTES, end) if pos + CHUNK_BYTES < end else None
+        cut = m[0] if m else end
         h.update(view[hashed:cut])
         hashed = cut
         piece = b"[" + mm[pos:cut] + b"]"
@@ -91,7 +76,7 @@ def _pieces(mm, view, edges, h, path, decoder, to_columns):
         parts.append(to_columns(recs, path, base))
         base += len(recs)
         del recs
-        pos = m.end() - 1 if m else end
+        pos = m[1] if m else end
     h.update(view[hashed:end])
     return parts or None
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .chunks import RECORD_SEP
+from .scan import next_record
 
 try:
     from . import _jsoncols  # type: ignore[attr-defined]
@@ -51,10 +51,10 @@ def _cuts(buf, start: int, end: int, pieces: int, lines: bool) -> list[int]:
                 break
             cuts += [i + 1, i + 1]
         else:
-            m = RECORD_SEP.search(buf, at, end)
+            m = next_record(buf, at, end)
             if m is None:
                 break
-            cuts += [m.start() + 1, m.end() - 1]   # end of one record, start of the next
+            cuts += list(m)   # end of one record, start of the next
     return cuts + [end]
 
 

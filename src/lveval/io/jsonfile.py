@@ -228,35 +228,12 @@ def _readable(reason: str) -> str:
 def record_at(buf: bytes, offset: int) -> int | None:
     """Index of the top-level array element that contains byte ``offset`` of a JSON array.
 
-    Counts the commas at depth 1 outside strings before ``offset``, vectorised over 4 MB blocks
-    (bounded memory); only used on the error path, and only in the first 1 GB.
+    :func:`lveval.io.scan.element_at` over 4 MB blocks (bounded memory); only used on the error
+    path, and only in the first 1 GB.
     """
-    if offset > _SCAN_LIMIT:
-        return None
-    end = min(offset, len(buf))
-    commas = depth = backslashes = 0
-    in_str = False
-    for start in range(0, end, _BLOCK):
-        a = np.frombuffer(buf, np.uint8, count=min(_BLOCK, end - start), offset=start)
-        idx = np.arange(len(a), dtype=np.int32)
-        last_plain = np.maximum.accumulate(np.where(a == 92, -1, idx))   # last non-backslash so far
-        q = np.flatnonzero(a == 34)
-        prev = np.where(q > 0, last_plain[np.maximum(q - 1, 0)], -1)
-        run = q - 1 - prev + np.where(prev < 0, backslashes, 0)           # backslashes just before
-        q = q[(run % 2) == 0]                                            # unescaped quotes
-        toggles = np.zeros(len(a), np.int8)
-        toggles[q] = 1
-        inside = (np.cumsum(toggles, dtype=np.int64) + in_str) % 2 == 1   # inside a string
-        step = np.zeros(len(a), np.int8)
-        step[(a == 91) | (a == 123)] = 1
-        step[(a == 93) | (a == 125)] = -1
-        step[inside] = 0
-        d = np.cumsum(step, dtype=np.int64) + depth
-        commas += int(((a == 44) & ~inside & (d == 1)).sum())
-        depth, in_str = int(d[-1]), bool(inside[-1])
-        tail = len(a) - 1 - int(last_plain[-1])
-        backslashes = tail + (backslashes if last_plain[-1] < 0 else 0)
-    return commas
+    from .scan import element_at
+
+    return element_at(buf, offset, _SCAN_LIMIT, _BLOCK)
 
 
 MAX_DEPTH = 200   # nesting that no detection record needs; deeper is refused, naming the record

@@ -508,7 +508,7 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
     from concurrent.futures import ThreadPoolExecutor
 
     from . import fastjson
-    from .chunks import array_edges
+    from .scan import array_edges
 
     if not fastjson.available():
         return None, None
@@ -927,23 +927,13 @@ def write_results(dets: Detections, path: str) -> None:
 
     low = path.lower()
     if low.endswith((".parquet", ".pq")):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        cols = {"image_id": pa.array(dets.img_id, pa.int64()), "category_id": pa.array(dets.cat_id, pa.int64()),
-                "score": pa.array(dets.score, pa.float64())}
-        if dets.bbox is not None:
-            cols["bbox"] = pa.FixedSizeListArray.from_arrays(pa.array(dets.bbox.reshape(-1), pa.float64()), 4)
         from .masks import RLEColumn
+        from .parquet import results_table, string_column, write_table
 
+        segm = {}
         if isinstance(dets.segm, RLEColumn) and not (dets.segm.data >= 0x80).any():   # ASCII: valid UTF-8
             m = dets.segm
-            off = m.offsets - m.offsets[0]
-            data = pa.py_buffer(m.data[m.offsets[0]:m.offsets[-1]])
-            cols["segm_counts"] = pa.StringArray.from_buffers(len(m), pa.py_buffer(off.astype(np.int32)), data) \
-                if off[-1] < 2 ** 31 else pa.LargeStringArray.from_buffers(len(m), pa.py_buffer(off), data)
-            cols["segm_h"] = pa.array(m.h.astype(np.int32), pa.int32())
-            cols["segm_w"] = pa.array(m.w.astype(np.int32), pa.int32())
+            segm = {"segm_counts": string_column(m.data, m.offsets), "segm_h": m.h, "segm_w": m.w}
         elif dets.segm is not None:
             for i, m in enumerate(dets.segm):
                 if not (isinstance(m, dict) and isinstance(m.get("counts"), (str, bytes))):
@@ -951,13 +941,12 @@ def write_results(dets: Detections, path: str) -> None:
                                      "uncompressed RLE (evaluate with --iou-type segm, or convert to JSON)",
                                      path=dets.path, record=int(dets.record[i]) if dets.record is not None else i,
                                      field="segmentation")
-            cols["segm_counts"] = pa.array([s["counts"].decode() if isinstance(s["counts"], bytes) else s["counts"]
-                                            for s in dets.segm], pa.string())
-            cols["segm_h"] = pa.array([int(s["size"][0]) for s in dets.segm], pa.int32())
-            cols["segm_w"] = pa.array([int(s["size"][1]) for s in dets.segm], pa.int32())
-        table = pa.table(cols)
+            segm = {"segm_counts": [s["counts"].decode() if isinstance(s["counts"], bytes) else s["counts"]
+                                    for s in dets.segm],
+                    "segm_h": [int(s["size"][0]) for s in dets.segm], "segm_w": [int(s["size"][1]) for s in dets.segm]}
+        table = results_table(dets.img_id, dets.cat_id, dets.score, dets.bbox, **segm)
         with atomic_write(path, "wb") as f:
-            pq.write_table(table, f)
+            write_table(table, f)
         return
     import orjson
 
