@@ -19,7 +19,7 @@ from .exceptions import Notices
 from .io.gt import GroundTruth, load_gt
 from .io.results import Detections, bind, coverage_warning, load_results
 from .match import Matching, match
-from .params import CHALLENGES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
+from .params import CHALLENGES, MASK_IOU_TYPES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
 from .select import agnostic_order, cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
 
 
@@ -214,6 +214,8 @@ class Evaluator:
             bar.start("loading ground truth")
         g = load_gt(gt, dataset=params.dataset)
         params = params.resolve(g.kind)
+        if params.iou_type in MASK_IOU_TYPES:
+            g.prefetch_rles()   # polygons become RLE while the results are read
         if bar is not None:
             bar.done()
             bar.start("loading results")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -47,6 +48,7 @@ class GroundTruth:
     notices: Notices = field(default_factory=Notices)
     digest: str | None = None      # "sha256:..." of the file it was read from
     _rles: list | None = field(default=None, repr=False)
+    _rles_pending: Any = field(default=None, repr=False, compare=False)   # a prefetch thread, see prefetch_rles
 
     @property
     def num_images(self) -> int:
@@ -106,9 +108,52 @@ class GroundTruth:
 
     def rles(self) -> list:
         """Compressed RLE of every annotation (polygons and uncompressed RLE converted)."""
+        pending = self._rles_pending
+        if pending is not None:
+            self._rles_pending = None
+            pending.join()
+            if pending.error is not None:
+                raise pending.error
+            self._rles = pending.value
         if self._rles is None:
             self._rles = _annotation_rles(self)
         return self._rles
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state.get("_rles_pending") is not None:   # a thread does not travel: wait for its value
+            try:
+                state["_rles"] = self.rles()
+            except Exception:
+                pass        # the receiver converts again and meets the error itself
+            state["_rles_pending"] = None
+        return state
+
+    def prefetch_rles(self) -> None:
+        """Start converting the annotations' masks in a background thread.
+
+        The conversion runs while the results are read (the compiled reader
+        and numpy release the interpreter); :meth:`rles` waits for it and
+        raises its error, if any, at the moment it would have been raised
+        without the prefetch, so error order does not change.
+        """
+        if self._rles is None and self._rles_pending is None and "annotations" in self.dataset:
+            self._rles_pending = _Prefetch(_annotation_rles, self)
+
+
+class _Prefetch(threading.Thread):
+    """``fn(*args)`` in a daemon thread, keeping its value or its exception."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True, name="lveval-prefetch")
+        self.fn, self.args, self.value, self.error = fn, args, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as exc:   # re-raised by the caller that needs the value
+            self.error = exc
 
 
 def _norm_name(name: str) -> str:
