@@ -146,3 +146,12 @@ def test_cli_errors(run_cli, tmp_path):
     assert rc == 2 and "per-class" in err
     rc, _, err = run_cli("sweep", g, r, "--demo")
     assert rc == 2
+
+
+@pytest.mark.parametrize("command", ["subsets", "scores", "nms"])
+def test_cli_plots_of_subsets_scores_nms(run_cli, tmp_path, command):
+    """``--plots DIR`` writes the command's figure as a PNG named after it."""
+    _, _, g, r = _files(tmp_path)
+    rc, _, err = run_cli(command, g, r, "--plots", tmp_path / "plots", "--quiet")
+    assert rc == 0, err
+    assert (tmp_path / "plots" / f"{command}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

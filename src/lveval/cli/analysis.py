@@ -99,6 +99,14 @@ def _write_json(a, result) -> None:
         write_json(a.json, result.to_dict())
 
 
+def _plot(a, plot: str, res, filename: str) -> None:
+    """With ``--plots DIR``: ``lveval.analysis.plots.<plot>(res, DIR/filename)``."""
+    if a.plots:
+        from ..analysis import plots
+        output_dir(a.plots)
+        getattr(plots, plot)(res, os.path.join(a.plots, filename))
+
+
 # ---- toy ------------------------------------------------------------------------------------------
 def cmd_toy(a) -> int:
     from ..analysis import toy
@@ -195,10 +203,7 @@ def cmd_subsets(a, eval_kwargs) -> int:
         print(f"{r.subset:<8}{r.num_classes:>9,}{r.num_classes_with_gt:>9,}{r.instances_per_class:>12.1f}"
               + "".join(f"{fmt(v):>10}" for v in r.AP.values())
               + (f"{100 * r.delta:+9.2f}" if r.delta is not None else f"{'-':>9}"))
-    if a.plots:
-        from ..analysis import plots
-        output_dir(a.plots)
-        plots.plot_subsets(res, os.path.join(a.plots, "subsets.png"))
+    _plot(a, "plot_subsets", res, "subsets.png")
     _write_json(a, res)
     return 0
 
@@ -210,10 +215,7 @@ def cmd_scores(a, eval_kwargs) -> int:
     res = score_stats(s)
     print("Score by frequency group (paper Figure 3), normalised so frequent classes = 1.0\n")
     print(table(res))
-    if a.plots:
-        from ..analysis import plots
-        output_dir(a.plots)
-        plots.plot_scores(res, os.path.join(a.plots, "scores.png"))
+    _plot(a, "plot_scores", res, "scores.png")
     _write_json(a, res)
     return 0
 
@@ -237,10 +239,7 @@ def cmd_nms(a, eval_kwargs) -> int:
         _print(_side_by_side(f"{t:<8}{r.num_detections:>12,}", r.old, r.fixed, keys, w,
                              delta_from=None if r is base else (base.old, base.fixed)))
     print(f"\nNMS for all thresholds: {res.timing.nms_s:.2f} s; total {res.timing.total_s:.2f} s")
-    if a.plots:
-        from ..analysis import plots
-        output_dir(a.plots)
-        plots.plot_nms(res, os.path.join(a.plots, "nms.png"))
+    _plot(a, "plot_nms", res, "nms.png")
     _write_json(a, res)
     return 0
 
