@@ -20,18 +20,7 @@ from lveval.io.results import load_results, write_results
 from lveval.select import cap_per_image
 from lveval.simulate import simulate
 from tests.support.gen import make_dataset
-
-
-def assert_same(single, sharded):
-    assert sharded.to_dict() == single.to_dict()
-    assert single.precision.keys() == sharded.precision.keys()
-    for p in single.precision:
-        assert np.array_equal(single.precision[p], sharded.precision[p]), p
-        assert np.array_equal(single.recall[p], sharded.recall[p]), p
-    assert single.pooled_precision.keys() == sharded.pooled_precision.keys()
-    for k, q in single.pooled_precision.items():
-        r = sharded.pooled_precision[k]
-        assert (q is None and r is None) or np.array_equal(q, r), k
+from tests.support.same import assert_same
 
 
 def both(gt, res, client, shards=None, **kw):

@@ -10,8 +10,7 @@ import pytest
 import lveval
 from lveval.distributed import dask_backend, shard
 from lveval.simulate import simulate
-
-from .test_distributed_exact import assert_same
+from tests.support.same import assert_same
 
 pytest.importorskip("distributed")
 
