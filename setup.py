@@ -9,4 +9,6 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("lveval.io._jsoncols", ["src/lveval/io/_jsoncols.c"], optional=True,
                              extra_compile_args=["-O2"]),
                    Extension("lveval.io._rle", ["src/lveval/io/_rle.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+                             extra_compile_args=["-O2"]),
+                   Extension("lveval._curves", ["src/lveval/_curves.c"], optional=True,
+                             extra_compile_args=["-O2", "-ffp-contract=off"])])

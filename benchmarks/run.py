@@ -18,6 +18,10 @@ Each run happens in its own process so its peak RSS is its own: measured by
 ``/usr/bin/time -v`` when present, else by polling the process tree with psutil.
 Wall time is measured by this parent around the whole subprocess (interpreter
 start, imports, JSON loading, evaluation), which is what a user waits for.
+Tools run in rounds (each tool once per round, ``--repeat`` rounds), so a drift
+of a shared machine's speed touches all of them alike; besides the ratio of the
+medians, each tool gets the median over rounds of lvis-api's time divided by its
+own in the same round (``paired_speedup_vs_lvis_api``).
 
 Output (``--out DIR``): ``results.json`` (every run, the medians, agreement
 check) and ``results.md`` (the table).  ``--topk-memory`` instead measures
@@ -343,6 +347,34 @@ def _lveval_metrics(path: Path, protocol: str) -> dict:
     return {"metrics": metrics, "pooled": pooled}
 
 
+def warm_bytecode() -> None:
+    """Write the bytecode caches of lveval and lvis-api before timing, as any install leaves them:
+    an environment that does not write them (PYTHONDONTWRITEBYTECODE) would otherwise charge every
+    run the compilation of sources changed since the last cache (an editable checkout's)."""
+    import compileall
+    import importlib.util
+
+    for name in ("lveval", "lvis"):
+        spec = importlib.util.find_spec(name)
+        for d in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(d, quiet=1)
+
+
+def _paired_ratios(summary: list, by_tool: dict, protocol: str) -> None:
+    """Each tool's median over rounds of lvis-api's wall time divided by its own in the same round."""
+    ref = by_tool.get("lvis-api")
+    if not ref:
+        return
+    for s in summary:
+        rows = by_tool.get(s["tool"]) if s.get("protocol") == protocol else None
+        if not rows or s["tool"] == "lvis-api":
+            continue
+        r = [a["wall_s"] / b["wall_s"] for a, b in zip(ref, rows)
+             if a.get("status") == "ok" and b.get("status") == "ok" and b["wall_s"] > 0]
+        if r:
+            s["paired_speedup_vs_lvis_api"] = statistics.median(r)
+
+
 def run_once(tool: str, protocol: str, args, lveval_exe: str | None, workdir: Path) -> dict:
     """One measured run of one tool on one protocol."""
     report = workdir / "report.json"
@@ -624,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     lveval_exe = find_lveval(args.lveval)
+    warm_bytecode()
     if args.topk_memory:
         return topk_memory(args, lveval_exe)
     if args.gt is None:
@@ -649,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         available["lvis-api-challenge"] = (False, "no --lvis-api-path checkout (with an lvis/ package) given")
     runs, summary = [], []
     for protocol in protocols:
+        live = []
         for tool in tools:
             ok, why = available[tool]
             if ok and tool == "lveval-parquet" and protocol == "old" and args.results_old and not args.parquet_old:
@@ -657,17 +691,23 @@ def main(argv: list[str] | None = None) -> int:
                 summary.append({"tool": tool, "protocol": protocol, "status": "not available", "error": why})
                 print(f"[{protocol}] {tool}: not available ({why})", flush=True)
                 continue
-            tool_runs = []
-            for rep in range(args.repeat):
+            live.append(tool)
+        # rounds: every tool once per round, so a drift of the machine's speed during the call touches
+        # every tool alike (and each round's ratio to lvis-api is a paired comparison)
+        by_tool: dict = {t: [] for t in live}
+        for rep in range(args.repeat):
+            for tool in live:
                 with tempfile.TemporaryDirectory(dir=args.out) as td:
                     row = run_once(tool, protocol, args, lveval_exe, Path(td))
                 row["repeat"] = rep
-                tool_runs.append(row)
+                by_tool[tool].append(row)
                 print(f"[{protocol}] {tool} #{rep}: {row['status']} {row['wall_s']:.2f}s "
                       f"{row.get('peak_rss_mib', float('nan')):.0f} MiB AP={row.get('metrics', {}).get('AP')}",
                       flush=True)
-            runs += tool_runs
-            summary.append(summarise(tool_runs))
+        for tool in live:
+            runs += by_tool[tool]
+            summary.append(summarise(by_tool[tool]))
+        _paired_ratios(summary, by_tool, protocol)
     add_comparisons(summary)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "gt": str(args.gt), "gt_mib": _mib(args.gt),
             "results": str(args.results), "results_mib": _mib(args.results),

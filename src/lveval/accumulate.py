@@ -14,15 +14,32 @@ a run of ``w`` equal true positives the last copy has the highest precision;
 so the weighted cumulative counts at each row's end give exactly the curve of
 the expanded ranking, and rows of weight 0 change nothing. Unweighted calls
 take the original code path unchanged.
+
+:func:`per_class` runs in the compiled helper ``_curves`` when it is built (one
+pass per class, area range and threshold over the class's detections, the
+same floating-point steps); without a C compiler, or with
+``LVEVAL_PURE_CURVES=1``, the numpy code below gives the same values.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from .match import Matching
 from .params import Params
 
+try:
+    from . import _curves  # type: ignore[attr-defined]
+except ImportError:   # built without a C compiler
+    _curves = None
+
 _EPS = np.spacing(1)
+
+
+def compiled() -> bool:
+    """Whether the compiled curves are built (and not turned off with LVEVAL_PURE_CURVES=1)."""
+    return _curves is not None and os.environ.get("LVEVAL_PURE_CURVES", "") in ("", "0")
 
 
 def recall_steps(rec_thrs: np.ndarray, num_gt) -> np.ndarray:
@@ -87,8 +104,8 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     """
     ngt = m.num_gt if num_gt is None else np.asarray(num_gt)
     T, R, A = len(params.iou_thrs), len(params.rec_thrs), len(params.area_rng)
-    precision = -np.ones((T, R, num_cats, A))
-    recall = -np.ones((T, num_cats, A))
+    precision = np.full((T, R, num_cats, A), -1.0)
+    recall = np.full((T, num_cats, A), -1.0)
     keep = np.ones(len(m.det), bool) if subset is None else subset.copy()
     if max_rank is not None:
         keep &= m.rank < max_rank
@@ -96,6 +113,15 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     cats = m.cat[idx]
     lo = np.searchsorted(cats, np.arange(num_cats), "left")
     hi = np.searchsorted(cats, np.arange(num_cats), "right")
+    if compiled():
+        g = np.ascontiguousarray(ngt, np.int64)
+        uniq, inv = np.unique(np.maximum(g, 1), return_inverse=True)
+        steps = np.ascontiguousarray(recall_steps(params.rec_thrs, uniq)[inv.reshape(-1)])
+        w = None if weight is None else np.ascontiguousarray(weight, np.int64)
+        mat, ign = np.ascontiguousarray(m.matched), np.ascontiguousarray(m.ignored)
+        _curves.per_class(np.ascontiguousarray(idx, np.int64), lo.astype(np.int64), hi.astype(np.int64), mat, ign,
+                          mat.dtype.itemsize, mat.shape[0], mat.shape[1], g, steps, w, T, R, precision, recall)
+        return precision, recall
     for k in np.flatnonzero((ngt > 0).any(axis=1)):
         seg = idx[lo[k]:hi[k]]
         areas = np.flatnonzero(ngt[k] > 0)

@@ -42,6 +42,28 @@ def class_groups(gt: GroundTruth, params: Params) -> dict:
     return out
 
 
+def _by_area(precision: np.ndarray):
+    """Precision (T, R, K, A) as A contiguous (T, R, K') arrays over the K' categories with a valid
+    value, and the map of category indices into K'. The categories left out hold only -1, so every
+    slice keeps the valid values of the full array in the same order: the same means, bit for bit,
+    from arrays a third the size and without strides (LVIS: 1,203 classes, few with ground truth)."""
+    K, A = precision.shape[2], precision.shape[3]
+    if K * A == 0 or precision.size == 0:
+        return [precision[:, :, :, a] for a in range(A)], lambda cats: cats
+    live = np.flatnonzero((precision.reshape(-1, K * A).max(axis=0, initial=-1.0) > -1).reshape(K, A).any(axis=1))
+    if len(live) == K:
+        return [precision[:, :, :, a] for a in range(A)], lambda cats: cats
+    compact = np.ascontiguousarray(np.take(precision, live, axis=2).transpose(3, 0, 1, 2))
+    pos = np.full(K, -1, np.int64)
+    pos[live] = np.arange(len(live))
+
+    def at(cats):
+        c = pos[np.asarray(cats, np.int64)]
+        return c[c >= 0]
+
+    return list(compact), at
+
+
 def _thr_index(thr: np.ndarray, t: float) -> np.ndarray:
     return np.where(t == thr)[0]   # exact, as the references select their AP50 / AP75
 
@@ -58,21 +80,23 @@ def summarize(precision: np.ndarray, recall: np.ndarray, params: Params, gt: Gro
     """
     thr = params.iou_thrs
     groups = class_groups(gt, params) if groups is None else groups
+    by_area, at = _by_area(precision)
     out = {}
-    out["AP"] = mean_valid(precision[:, :, :, 0])
+    out["AP"] = mean_valid(by_area[0])
     for name, t in (("AP50", 0.5), ("AP75", 0.75)):
         tidx = _thr_index(thr, t)
         if len(tidx):
-            out[name] = mean_valid(precision[tidx][:, :, :, 0])
+            out[name] = mean_valid(by_area[0][tidx])
     for a, lbl in enumerate(params.area_names[1:], 1):
-        out["AP" + lbl[0]] = mean_valid(precision[:, :, :, a])
+        out["AP" + lbl[0]] = mean_valid(by_area[a])
     for g, cats in groups.items():
-        out["AP" + g] = mean_valid(precision[:, :, cats, 0])
+        c = at(cats)
+        out["AP" + g] = mean_valid(by_area[0][:, :, c])
         if g.startswith("_"):
             for name, t in (("AP50", 0.5), ("AP75", 0.75)):
                 tidx = _thr_index(thr, t)
                 if len(tidx):
-                    out[name + g] = mean_valid(precision[tidx][:, :, cats, 0])
+                    out[name + g] = mean_valid(by_area[0][tidx][:, :, c])
     if recall_by_max_dets:
         for md, rec in recall_by_max_dets.items():
             out[f"AR{md}"] = mean_valid(rec[:, :, 0])
@@ -219,7 +243,8 @@ class Evaluator:
         if bar is not None:
             bar.done()
             bar.start("loading results")
-        raw = load_results(results, gt=g)   # the memory check counts the ground truth and its vocabulary
+        # the memory check counts the ground truth and its vocabulary
+        raw = load_results(results, gt=g, measure_masks=params.iou_type in MASK_IOU_TYPES)
         dets = bind(raw, g, iou_type=params.iou_type, on_unknown_image=params.on_unknown_image,
                     on_unknown_category=params.on_unknown_category)
         if bar is not None:

@@ -319,3 +319,52 @@ def test_mask_estimate_is_not_below_the_real_peak(tmp_path):
     r = subprocess.run([sys.executable, "-c", PEAK, str(p)], capture_output=True, text=True, check=True)
     grew, est = map(int, r.stdout.split())
     assert grew <= est <= 6 * grew, (grew, est)
+
+
+@needs_reader
+@pytest.mark.parametrize("with_bbox", [True, False])
+@pytest.mark.parametrize("lines", [False, True])
+def test_masks_measured_while_read_equal_a_separate_pass(tmp_path, monkeypatch, with_bbox, lines):
+    """``measure_masks``: each piece's masks are validated and measured as it is parsed; the column's
+    ``measured`` must be what ``masks.stats`` gives on the finished column (bad strings included), and
+    binding must give the same areas, boxes and errors as without it."""
+    monkeypatch.setattr(fastjson, "MIN_PIECE", 1)
+    monkeypatch.setattr(fastjson, "WINDOW", 4096)   # many windows and pieces
+    gt, res = _dataset(2, with_bbox)
+    for r in res:
+        r.pop("bbox", None)
+        if with_bbox:
+            seg = {"size": r["segmentation"]["size"], "counts": r["segmentation"]["counts"].encode()}
+            r["bbox"] = [float(x) for x in mask_utils.toBbox(seg)]
+    bad = [3, len(res) - 2]
+    for i in bad:   # runs that do not sum to h * w: invalid, still read by the reader
+        res[i]["segmentation"]["counts"] = res[i]["segmentation"]["counts"] + "1"
+    p = tmp_path / ("r.jsonl" if lines else "r.json")
+    p.write_text("\n".join(json.dumps(r) for r in res) + "\n" if lines else json.dumps(res))
+    d = load_results(str(p), measure_masks=True)
+    col = d.segm
+    assert isinstance(col, masks.RLEColumn) and col.measured is not None
+    ok, area, box = col.measured
+    assert (box is None) == with_bbox
+    plain = masks.RLEColumn(col.data, col.offsets, col.h, col.w)
+    ok2, area2, box2 = masks.stats(plain, boxes=True)
+    np.testing.assert_array_equal(ok, ok2)
+    assert sorted(np.flatnonzero(~ok)) == bad
+    np.testing.assert_array_equal(area, area2)
+    if box is not None:
+        np.testing.assert_array_equal(box, box2)
+    assert load_results(str(p)).segm.measured is None   # only when asked
+
+    def run(measure):
+        try:
+            return ("ok", evaluate(gt, str(p), iou_type="segm", protocols=["fixed"]).fixed)
+        except InputError as exc:
+            return ("error", str(exc))
+
+    got = run(True)
+    assert got[0] == "error" and f"record {bad[0]}" in got[1]
+    assert got == _with_env(PURE, lambda: run(False))
+    for i in bad:
+        res[i]["segmentation"]["counts"] = res[i]["segmentation"]["counts"][:-1]
+    p.write_text("\n".join(json.dumps(r) for r in res) + "\n" if lines else json.dumps(res))
+    assert run(True) == _with_env(PURE, lambda: run(False))

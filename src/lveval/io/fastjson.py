@@ -87,7 +87,7 @@ def _drop(store, lo: int, hi: int) -> None:
 
 
 def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: bool = False,
-                 hasher=None, release=None):
+                 hasher=None, release=None, measure: bool = False):
     """Like :func:`box_columns` for records with a compressed-RLE ``segmentation`` (and a bbox on
     all or none of them): (image_id, category_id, score, bbox or None, RLEColumn) [+ line], or None
     when the compiled reader is missing or a record is anything else.
@@ -95,7 +95,8 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     The text is read in windows of ~WINDOW bytes, each cut into pieces parsed on ``threads``
     threads; ``hasher`` (a hashlib object) is fed ``buf[:end]`` window by window meanwhile, and
     ``release(lo, hi)`` is called once a window is done (a memory map can drop those pages), so
-    the file is never resident whole. The mask strings go into one buffer, no copy per piece."""
+    the file is never resident whole. The mask strings go into one buffer, no copy per piece.
+    ``measure``: each piece's masks are also validated and measured (``RLEColumn.measured``)."""
     from .masks import RLEColumn
 
     if not available():
@@ -107,7 +108,7 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     store = mmap.mmap(-1, max(end - start, 1))
     counts = np.frombuffer(store, np.uint8)
     view = memoryview(buf)
-    parts, used, hashed = [], 0, 0
+    parts, measured, used, hashed = [], [], 0, 0
     try:
         with ThreadPoolExecutor(threads + 1) as pool:
             wcuts = _cuts(buf, start, end, max(1, -(-(end - start) // WINDOW)), lines)
@@ -119,17 +120,19 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
                 pieces = max(1, min(threads, (we - ws) // MIN_PIECE))
                 cuts = _cuts(buf, ws, we, pieces, lines)
                 spans = list(zip(cuts[0::2], cuts[1::2]))
-                got = list(pool.map(lambda sp: _parse_masks(buf, sp[0], sp[1], lines,
-                                                            counts[sp[0] - start:sp[1] - start]), spans))
+                got = list(pool.map(lambda sp: _parse_and_measure(buf, sp[0], sp[1], lines,
+                                                                  counts[sp[0] - start:sp[1] - start], measure),
+                                    spans))
                 if todo is not None:
                     todo.result()
                 if any(p is None for p in got):
                     return None
-                for (ps, _), p in zip(spans, got):   # close the gaps: each piece's strings after the last
+                for (ps, _), (p, m) in zip(spans, got):   # close the gaps: each piece's strings after the last
                     n = p[8]
                     if ps - start != used:
                         counts[used:used + n] = counts[ps - start:ps - start + n]
                     parts.append(p[:7] + (p[7] + used,) + p[9:])
+                    measured.append(m)
                     used += n
                 _drop(store, used, we - start)
                 if release is not None:
@@ -146,8 +149,31 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     cat = (lambda k: parts[0][k]) if len(parts) == 1 else (lambda k: np.concatenate([p[k] for p in parts]))
     off = np.concatenate([p[7][:-1] for p in parts] + [np.array([used], np.int64)])
     col = RLEColumn(counts[:used], off, cat(5), cat(6))
+    if measured and all(m is not None for m in measured):
+        col.measured = tuple(None if any(m[k] is None for m in measured) else
+                             measured[0][k] if len(measured) == 1 else np.concatenate([m[k] for m in measured])
+                             for k in range(3))
     out = (cat(0), cat(1), cat(2), cat(3) if has.all() and len(has) else None, col)
     return out + ((cat(8),) if lines else ())
+
+
+def _parse_and_measure(buf, start: int, end: int, lines: bool, counts: np.ndarray, measure: bool):
+    """:func:`_parse_masks`, then the piece's masks validated and measured (``masks.stats``: ok, area,
+    and boxes unless every record carries a bbox) while their strings are still in the cache: (columns,
+    (ok, area, box or None)), the second None without the compiled RLE routines; None if parsing bails."""
+    from . import masks
+
+    p = _parse_masks(buf, start, end, lines, counts)
+    if p is None:
+        return None
+    if not (measure and masks.compiled()):
+        return p, None
+    has_bbox, h, w, off = p[4], p[5], p[6], p[7]
+    n = len(h)
+    status, area = np.empty(n, np.uint8), np.zeros(n)
+    box = None if n and has_bbox.all() else np.zeros((n, 4))
+    masks._rle.stats(counts, off, h, w, status, area, box, 0, n)
+    return p, (status == 0, area, box)
 
 
 def _parse(buf, start: int, end: int, lines: bool):

@@ -10,6 +10,7 @@ import hashlib
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -138,7 +139,7 @@ class GroundTruth:
         without the prefetch, so error order does not change.
         """
         if self._rles is None and self._rles_pending is None and "annotations" in self.dataset:
-            self._rles_pending = _Prefetch(_annotation_rles, self)
+            self._rles_pending = _Prefetch(_annotation_rles, self, True)
 
 
 class _Prefetch(threading.Thread):
@@ -516,8 +517,12 @@ def _derive_boxes(anns: list, idx: list, a_img, images, order, path: str) -> dic
     return out
 
 
-def _annotation_rles(gt: GroundTruth) -> list:
-    """Convert every annotation's segmentation to compressed RLE, as the references do."""
+def _annotation_rles(gt: GroundTruth, courteous: bool = False) -> list:
+    """Convert every annotation's segmentation to compressed RLE, as the references do.
+
+    ``courteous`` (in a background thread): offer the interpreter lock to the other threads every
+    few masks. pycocotools holds it while it rasterises; without the pauses the main thread waits up
+    to a switch interval (5 ms) each time it gets the lock back after a system call."""
     from pycocotools import mask as mask_utils
 
     from .results import polygon_problem, rle_problem
@@ -526,6 +531,8 @@ def _annotation_rles(gt: GroundTruth) -> list:
     recs = range(len(gt.ann_ids)) if gt.ann_rec is None else gt.ann_rec
     out = []
     for j, i in enumerate(recs):
+        if courteous and j % 16 == 15:
+            time.sleep(0)
         i = int(i)
         a = anns[i]
         seg = a.get("segmentation")

@@ -22,7 +22,8 @@ try:
 except ImportError:   # built without a C compiler
     _rle = None
 
-_THREADS_ABOVE = 200_000   # rows or pairs above which the compiled routines run on two threads
+_THREADS_ABOVE = 200_000   # rows above which the compiled routines run on two threads
+_PAIRS_THREADS_ABOVE = 10_000   # pairs above which IoU runs on two threads (a pair decodes two masks)
 
 
 def compiled() -> bool:
@@ -34,8 +35,11 @@ class RLEColumn(Sequence):
     """N compressed RLE masks: ``data`` (uint8, the strings end to end), ``offsets`` (int64, N + 1),
     ``h`` and ``w`` (int64, N). Item ``i`` is pycocotools' dict ``{"size": [h, w], "counts": bytes}``."""
 
-    def __init__(self, data, offsets, h, w, box=None):
+    def __init__(self, data, offsets, h, w, box=None, measured=None):
         self.box = box   # optional (N, 4) xywh boxes of the masks (pycocotools' toBbox), set by stats users
+        # optional (ok, area, box or None) of every row, as :func:`stats` gives them: the JSON reader
+        # measures the masks while it parses them, so binding does not read the strings again
+        self.measured = measured
         self.data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) \
             else np.ascontiguousarray(data, np.uint8)
         self.offsets = np.ascontiguousarray(offsets, np.int64)
@@ -91,7 +95,9 @@ class RLEColumn(Sequence):
                 src = np.repeat(self.offsets[ii] - new_off[lo:lo + len(ii)], ln) + \
                     np.arange(new_off[lo], new_off[lo + len(ii)])
                 out[new_off[lo]:new_off[lo + len(ii)]] = self.data[src]
-        return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx])
+        measured = None if self.measured is None else tuple(None if x is None else x[idx] for x in self.measured)
+        return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx],
+                         measured)
 
     @classmethod
     def from_strings(cls, strings: list, h, w) -> RLEColumn:
@@ -114,7 +120,7 @@ class RLEColumn(Sequence):
     def __reduce__(self):   # only the bytes in use (a view may sit in a larger buffer)
         data = self.data[self.offsets[0]:self.offsets[-1]] if len(self) else self.data[:0]
         return RLEColumn, (data, self.offsets - self.offsets[0] if len(self) else self.offsets, self.h, self.w,
-                           self.box)
+                           self.box, self.measured)
 
 
 def _plain(m, h: int, w: int):
@@ -153,9 +159,10 @@ def pack(masks: list, h: np.ndarray, w: np.ndarray) -> tuple[RLEColumn, np.ndarr
     return RLEColumn.from_strings([s or b"" for s in strings], h, w), ok
 
 
-def _split(n: int, fn) -> None:
-    """``fn(start, stop)`` over 0..n, on two threads when n is large (the C routines release the GIL)."""
-    if n < _THREADS_ABOVE or (os.cpu_count() or 1) < 2:
+def _split(n: int, fn, above: int | None = None) -> None:
+    """``fn(start, stop)`` over 0..n, on two threads when n is ``above`` or more (default
+    ``_THREADS_ABOVE``; the C routines release the GIL)."""
+    if n < (_THREADS_ABOVE if above is None else above) or (os.cpu_count() or 1) < 2:
         fn(0, n)
         return
     mid = n // 2
@@ -169,6 +176,9 @@ def stats(col: RLEColumn, boxes: bool = True) -> tuple[np.ndarray, np.ndarray, n
     non-negative runs summing to h * w; area and xywh box as pycocotools' ``area`` and ``toBbox``
     (zeros for invalid rows). ``boxes=False``: bbox is None (about half the work)."""
     n = len(col)
+    got = col.measured
+    if got is not None and (not boxes or got[2] is not None):
+        return got[0].copy(), got[1], got[2] if boxes else None
     area = np.zeros(n)
     box = np.zeros((n, 4)) if boxes else None
     if compiled():
@@ -208,7 +218,7 @@ def pair_iou(dcol: RLEColumn, gcol: RLEColumn, d_rows: np.ndarray, g_rows: np.nd
     crowd = np.ascontiguousarray(crowd, np.uint8)
     if compiled():
         _split(n, lambda a, b: _rle.iou(dcol.data, dcol.offsets, gcol.data, gcol.offsets, d_rows, g_rows,
-                                        crowd, out, a, b))
+                                        crowd, out, a, b), _PAIRS_THREADS_ABOVE)
         return out
     from pycocotools import mask as mask_utils
 

@@ -461,10 +461,12 @@ def _from_buffer(p: str, gt=None) -> Detections:
     return d
 
 
-def load_results(source: Any, *, path: str | None = None, gt=None) -> Detections:
+def load_results(source: Any, *, path: str | None = None, gt=None, measure_masks: bool = False) -> Detections:
     """Read detections from a file (.json, .jsonl/.ndjson, .parquet; also gzip- or zstd-compressed, a
     pipe or process substitution) or Python objects. ``gt``: the ground truth they will be evaluated
-    against, for the memory check (its vocabulary and its own size count)."""
+    against, for the memory check (its vocabulary and its own size count). ``measure_masks``: the masks
+    will be evaluated; the compiled JSON reader then validates and measures them as it parses them
+    (binding reuses that instead of reading the strings again)."""
     if gt is not None:
         from .jsonfile import check_vocabulary_memory, gt_held
 
@@ -484,7 +486,7 @@ def load_results(source: Any, *, path: str | None = None, gt=None) -> Detections
             return _from_parquet(p)
         digest = None
         if fmt in ("json", "jsonl"):   # plain box or mask records: compiled reader, no object per record
-            d, digest = _from_json_boxes(p, lines=fmt == "jsonl")
+            d, digest = _from_json_boxes(p, lines=fmt == "jsonl", measure=measure_masks)
             if d is not None:
                 return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
@@ -500,7 +502,7 @@ def load_results(source: Any, *, path: str | None = None, gt=None) -> Detections
     return _from_python(source, path or "<results>")
 
 
-def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None, str | None]:
+def _from_json_boxes(path: str, lines: bool = False, measure: bool = False) -> tuple[Detections | None, str | None]:
     """(Detections, digest) from the compiled reader for a JSON array (or JSON Lines), the file
     hashed meanwhile. When the reader does not apply the Detections are None (the general decoder
     reads the file then) and the digest, if taken, is still returned for it."""
@@ -527,7 +529,7 @@ def _from_json_boxes(path: str, lines: bool = False) -> tuple[Detections | None,
             try:
                 if with_masks:   # hashed and released window by window: never resident whole
                     hasher = hashlib.sha256()
-                    cols = fastjson.mask_columns(mm, *edges, lines=lines, hasher=hasher,
+                    cols = fastjson.mask_columns(mm, *edges, lines=lines, hasher=hasher, measure=measure,
                                                  release=lambda lo, hi: _drop_pages(mm, lo, hi))
                     if cols is not None:
                         hasher.update(view[edges[1]:])
