@@ -113,8 +113,6 @@ def _candidate_boxes(col, rows: np.ndarray, has: np.ndarray) -> np.ndarray:
     """Mask boxes (pycocotools' toBbox) of positions ``rows`` (n, 4), computed only where ``has``."""
     if col.box is not None:
         return col.box[rows]
-    if col.measured is not None and col.measured[2] is not None:   # measured when read
-        return col.measured[2][rows]
     out = np.zeros((len(rows), 4))
     idx = np.flatnonzero(has)
     out[idx] = masks.stats(col.take(rows[idx]))[2]

@@ -62,12 +62,12 @@ def build_parser(all_groups: bool = True) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """The command line; ``argv`` None: run as the program (late signals are then ignored at exit)."""
     from .. import atomic
-    from .process import handle_signals, quiet_numeric_warnings, tune_allocator
+    from .process import handle_signals, ordinary_pages, quiet_numeric_warnings
 
     restore = handle_signals(program=argv is None)
     if argv is None:
         quiet_numeric_warnings()
-        tune_allocator()
+        ordinary_pages()
     try:
         return _main(argv)
     except (atomic.Interrupted, KeyboardInterrupt) as exc:   # arrived while reporting another error

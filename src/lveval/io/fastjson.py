@@ -169,11 +169,8 @@ def _parse_and_measure(buf, start: int, end: int, lines: bool, counts: np.ndarra
     if not (measure and masks.compiled()):
         return p, None
     has_bbox, h, w, off = p[4], p[5], p[6], p[7]
-    n = len(h)
-    status, area = np.empty(n, np.uint8), np.zeros(n)
-    box = None if n and has_bbox.all() else np.zeros((n, 4))
-    masks._rle.stats(counts, off, h, w, status, area, box, 0, n)
-    return p, (status == 0, area, box)
+    piece = masks.RLEColumn(counts, off, h, w)
+    return p, masks.stats(piece, boxes=not (len(h) and has_bbox.all()), threads=False)
 
 
 def _parse(buf, start: int, end: int, lines: bool):

@@ -38,7 +38,8 @@ class RLEColumn(Sequence):
     def __init__(self, data, offsets, h, w, box=None, measured=None):
         self.box = box   # optional (N, 4) xywh boxes of the masks (pycocotools' toBbox), set by stats users
         # optional (ok, area, box or None) of every row, as :func:`stats` gives them: the JSON reader
-        # measures the masks while it parses them, so binding does not read the strings again
+        # measures the masks while it parses them, so binding does not read the strings again (binding
+        # then drops it; rows taken from the column, or a pickled copy, do not carry it)
         self.measured = measured
         self.data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) \
             else np.ascontiguousarray(data, np.uint8)
@@ -95,9 +96,7 @@ class RLEColumn(Sequence):
                 src = np.repeat(self.offsets[ii] - new_off[lo:lo + len(ii)], ln) + \
                     np.arange(new_off[lo], new_off[lo + len(ii)])
                 out[new_off[lo]:new_off[lo + len(ii)]] = self.data[src]
-        measured = None if self.measured is None else tuple(None if x is None else x[idx] for x in self.measured)
-        return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx],
-                         measured)
+        return RLEColumn(out, new_off, self.h[idx], self.w[idx], None if self.box is None else self.box[idx])
 
     @classmethod
     def from_strings(cls, strings: list, h, w) -> RLEColumn:
@@ -120,7 +119,7 @@ class RLEColumn(Sequence):
     def __reduce__(self):   # only the bytes in use (a view may sit in a larger buffer)
         data = self.data[self.offsets[0]:self.offsets[-1]] if len(self) else self.data[:0]
         return RLEColumn, (data, self.offsets - self.offsets[0] if len(self) else self.offsets, self.h, self.w,
-                           self.box, self.measured)
+                           self.box)
 
 
 def _plain(m, h: int, w: int):
@@ -171,10 +170,11 @@ def _split(n: int, fn, above: int | None = None) -> None:
             f.result()
 
 
-def stats(col: RLEColumn, boxes: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def stats(col: RLEColumn, boxes: bool = True, threads: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(ok, area, bbox) of every mask: ok when its string decodes (as pycocotools' rleFrString) to
     non-negative runs summing to h * w; area and xywh box as pycocotools' ``area`` and ``toBbox``
-    (zeros for invalid rows). ``boxes=False``: bbox is None (about half the work)."""
+    (zeros for invalid rows). ``boxes=False``: bbox is None (about half the work). ``col.measured``,
+    when set, is returned instead of measuring again; ``threads=False``: one thread (the caller's)."""
     n = len(col)
     got = col.measured
     if got is not None and (not boxes or got[2] is not None):
@@ -183,7 +183,8 @@ def stats(col: RLEColumn, boxes: bool = True) -> tuple[np.ndarray, np.ndarray, n
     box = np.zeros((n, 4)) if boxes else None
     if compiled():
         status = np.empty(n, np.uint8)
-        _split(n, lambda a, b: _rle.stats(col.data, col.offsets, col.h, col.w, status, area, box, a, b))
+        _split(n, lambda a, b: _rle.stats(col.data, col.offsets, col.h, col.w, status, area, box, a, b),
+               None if threads else n + 1)
         return status == 0, area, box
     from pycocotools import mask as mask_utils
 

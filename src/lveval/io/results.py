@@ -782,6 +782,9 @@ def _check_masks(segm, gt, img_idx: np.ndarray, path: str, rec: np.ndarray, line
                 col = mk.RLEColumn.from_strings([fixed[i] if i in fixed else col.counts(i)
                                                  for i in range(len(col))], h, w)
     ok, area, box = mk.stats(col, boxes)
+    col.measured = None   # used once: the areas and boxes live on in the bound Detections
+    if box is not None and col.box is None:
+        col.box = box     # the same array as the bound boxes: matching reads it too
     if not rebuilt:   # rows not packed hold no string: the loop above judged those it reached
         ok |= ~plain
     if not ok.all():
