@@ -50,24 +50,27 @@ static inline uint64_t bits_at(const void *p, Py_ssize_t itemsize, int64_t i) {
     }
 }
 
-/* per_class(order, lo, hi, matched, ignored, itemsize, A, N, num_gt, steps, weight, T, R, precision, recall)
+/* per_class(order, lo, hi, matched, ignored, itemsize, A, N, num_gt, steps, weight, T, R, precision, recall,
+ *           k_start, k_stop)
  *
  * order (n,) int64: rows of matched/ignored in per-class rank order; class k's
  * rows are order[lo[k]:hi[k]] (lo, hi: (K,) int64). matched, ignored: (A, N)
  * unsigned integers of ``itemsize`` bytes, bit t set when matched / ignored at
  * threshold t. num_gt (K, A) int64; steps (K, A, R) int64; weight (N,) int64
- * or None. precision (T, R, K, A) and recall (T, K, A) float64 are written
- * only where num_gt[k, a] > 0 (the caller fills the rest).
+ * or None. For the classes k_start <= k < k_stop, every entry of precision
+ * (T, R, K, A) and recall (T, K, A) (float64, e.g. uninitialised) is written:
+ * the curve where num_gt[k, a] > 0, else -1. Disjoint class ranges may be
+ * computed on different threads into the same arrays.
  */
 static PyObject *per_class(PyObject *self, PyObject *args) {
     PyObject *o[11];
     buf_t b[11];
-    Py_ssize_t itemsize, A, N, T, R, n, K;
+    Py_ssize_t itemsize, A, N, T, R, n, K, k0, k1;
     int bad = 0;
     (void)self;
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "OOOOOnnnOOOnnOO", &o[0], &o[1], &o[2], &o[3], &o[4], &itemsize, &A, &N, &o[5],
-                          &o[6], &o[7], &T, &R, &o[8], &o[9]))
+    if (!PyArg_ParseTuple(args, "OOOOOnnnOOOnnOOnn", &o[0], &o[1], &o[2], &o[3], &o[4], &itemsize, &A, &N, &o[5],
+                          &o[6], &o[7], &T, &R, &o[8], &o[9], &k0, &k1))
         return NULL;
     if (!(itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8) || A < 0 || N < 0 || R < 0 ||
         T < 0 || T > 8 * itemsize) {
@@ -96,9 +99,10 @@ static PyObject *per_class(PyObject *self, PyObject *args) {
         const void *mat = b[3].view.buf, *ign = b[4].view.buf;
         double *prec = (double *)b[8].view.buf, *rec = (double *)b[9].view.buf;
         Py_ssize_t maxn = 0, k, j;
-        for (k = 0; k < K; k++) {
+        if (k0 < 0 || k1 > K || k0 > k1) bad = 1;
+        for (k = 0; k < K && !bad; k++) {
             if (lo[k] < 0 || hi[k] < lo[k] || hi[k] > n) bad = 1;
-            else if (hi[k] - lo[k] > maxn) maxn = hi[k] - lo[k];
+            else if (k >= k0 && k < k1 && hi[k] - lo[k] > maxn) maxn = hi[k] - lo[k];
         }
         for (j = 0; j < n && !bad; j++)
             if (order[j] < 0 || order[j] >= N) bad = 1;
@@ -118,12 +122,18 @@ static PyObject *per_class(PyObject *self, PyObject *args) {
             return PyErr_NoMemory();
         }
         Py_BEGIN_ALLOW_THREADS
-        for (k = 0; k < K; k++) {
+        for (k = k0; k < k1; k++) {
             const int64_t *rows = order + lo[k];
             Py_ssize_t m = hi[k] - lo[k], a, t, r;
             for (a = 0; a < A; a++) {
                 int64_t g = ngt[k * A + a];
-                if (g <= 0) continue;
+                if (g <= 0) {   /* no ground truth: -1, as the references mark it */
+                    for (t = 0; t < T; t++) {
+                        rec[(t * K + k) * A + a] = -1.0;
+                        for (r = 0; r < R; r++) prec[((t * R + r) * K + k) * A + a] = -1.0;
+                    }
+                    continue;
+                }
                 for (j = 0; j < m; j++) {
                     mb[j] = bits_at(mat, itemsize, a * N + rows[j]);
                     gb[j] = bits_at(ign, itemsize, a * N + rows[j]);

@@ -37,6 +37,22 @@ except ImportError:   # built without a C compiler
 _EPS = np.spacing(1)
 
 
+_THREADS_ABOVE = 50_000   # detections above which the compiled curves run on two threads
+
+
+def _halves(n: int, fn, large: bool) -> None:
+    """``fn(0, n)``, or ``fn`` on two halves on two threads when ``large`` (the compiled routine releases the
+    interpreter; the halves write disjoint entries)."""
+    if not large or n < 2 or (os.cpu_count() or 1) < 2:
+        fn(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(fn, 0, n // 2), pool.submit(fn, n // 2, n)]:
+            f.result()
+
+
 def compiled() -> bool:
     """Whether the compiled curves are built (and not turned off with LVEVAL_PURE_CURVES=1)."""
     return _curves is not None and os.environ.get("LVEVAL_PURE_CURVES", "") in ("", "0")
@@ -104,8 +120,10 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     """
     ngt = m.num_gt if num_gt is None else np.asarray(num_gt)
     T, R, A = len(params.iou_thrs), len(params.rec_thrs), len(params.area_rng)
-    precision = np.full((T, R, num_cats, A), -1.0)
-    recall = np.full((T, num_cats, A), -1.0)
+    fast = compiled()
+    # the compiled pass writes every entry (-1 where a class has no ground truth)
+    precision = np.empty((T, R, num_cats, A)) if fast else np.full((T, R, num_cats, A), -1.0)
+    recall = np.empty((T, num_cats, A)) if fast else np.full((T, num_cats, A), -1.0)
     keep = np.ones(len(m.det), bool) if subset is None else subset.copy()
     if max_rank is not None:
         keep &= m.rank < max_rank
@@ -113,14 +131,22 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
     cats = m.cat[idx]
     lo = np.searchsorted(cats, np.arange(num_cats), "left")
     hi = np.searchsorted(cats, np.arange(num_cats), "right")
-    if compiled():
+    if fast:
         g = np.ascontiguousarray(ngt, np.int64)
+        if g.shape != (num_cats, A):
+            raise ValueError(f"per_class: ground-truth counts of shape {g.shape}, expected {(num_cats, A)}")
         uniq, inv = np.unique(np.maximum(g, 1), return_inverse=True)
         steps = np.ascontiguousarray(recall_steps(params.rec_thrs, uniq)[inv.reshape(-1)])
         w = None if weight is None else np.ascontiguousarray(weight, np.int64)
         mat, ign = np.ascontiguousarray(m.matched), np.ascontiguousarray(m.ignored)
-        _curves.per_class(np.ascontiguousarray(idx, np.int64), lo.astype(np.int64), hi.astype(np.int64), mat, ign,
-                          mat.dtype.itemsize, mat.shape[0], mat.shape[1], g, steps, w, T, R, precision, recall)
+        order = np.ascontiguousarray(idx, np.int64)
+        lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+
+        def run(k0: int, k1: int) -> None:
+            _curves.per_class(order, lo, hi, mat, ign, mat.dtype.itemsize, mat.shape[0], mat.shape[1], g, steps, w,
+                              T, R, precision, recall, k0, k1)
+
+        _halves(num_cats, run, large=len(order) >= _THREADS_ABOVE or num_cats >= 1000)
         return precision, recall
     for k in np.flatnonzero((ngt > 0).any(axis=1)):
         seg = idx[lo[k]:hi[k]]

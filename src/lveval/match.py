@@ -22,7 +22,7 @@ import numpy as np
 
 from .io import masks
 from .params import Params
-from .select import refine, score_order
+from .select import in_sorted, refine, score_order
 
 _PAIR_CHUNK = 4_000_000
 
@@ -295,7 +295,7 @@ def match(gt, dets, selection: np.ndarray, params: Params, order: np.ndarray | N
     d_area = dets.area[rows]
     # not exhaustively annotated: judged by the detection's own class, also class-agnostically
     real_key = dets.img_idx[rows] * K + dets.cat_idx[rows]
-    nel = np.isin(real_key, gt.nel_keys) if len(gt.nel_keys) else np.zeros(n, bool)
+    nel = in_sorted(real_key, gt.nel_keys)   # nel_keys: sorted, unique
     bits = _bits_dtype(T)
     shifts = (np.ones(1, bits) << np.arange(T, dtype=bits))[:, None]
     matched = np.zeros((A, n), bits)

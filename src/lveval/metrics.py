@@ -17,7 +17,7 @@ from . import __version__
 from .accumulate import per_class, pooled
 from .exceptions import Notices
 from .io.gt import GroundTruth, load_gt
-from .io.results import Detections, bind, coverage_warning, load_results
+from .io.results import Detections, bind, coverage_warning, load_results, pending_digest
 from .match import Matching, match
 from .params import CHALLENGES, MASK_IOU_TYPES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
 from .select import agnostic_order, cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
@@ -236,6 +236,7 @@ class Evaluator:
         params = Params() if params is None else params
         if bar is not None:
             bar.start("loading ground truth")
+        digest = pending_digest(results)   # hashed on another core while the ground truth is decoded
         g = load_gt(gt, dataset=params.dataset)
         params = params.resolve(g.kind)
         if params.iou_type in MASK_IOU_TYPES:
@@ -244,7 +245,7 @@ class Evaluator:
             bar.done()
             bar.start("loading results")
         # the memory check counts the ground truth and its vocabulary
-        raw = load_results(results, gt=g, measure_masks=params.iou_type in MASK_IOU_TYPES)
+        raw = load_results(results, gt=g, measure_masks=params.iou_type in MASK_IOU_TYPES, digest=digest)
         dets = bind(raw, g, iou_type=params.iou_type, on_unknown_image=params.on_unknown_image,
                     on_unknown_category=params.on_unknown_category)
         if bar is not None:

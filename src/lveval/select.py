@@ -161,6 +161,17 @@ def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return pos[order[rows[order]]]
 
 
+def in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_unique`` (sorted, no repeats): ``np.isin`` by binary
+    search, without its sort (and without the import of ``numpy.ma`` that sort path costs, 12 ms)."""
+    values = np.asarray(values)
+    if not len(sorted_unique):
+        return np.zeros(len(values), bool)
+    i = np.searchsorted(sorted_unique, values)
+    i[i == len(sorted_unique)] = 0
+    return sorted_unique[i] == values
+
+
 def class_subset_mask(cat_idx: np.ndarray, keep_cats: np.ndarray) -> np.ndarray:
     """Rows whose category index is in ``keep_cats``."""
     return np.isin(cat_idx, keep_cats)

@@ -76,7 +76,7 @@ def test_bad_segments_are_refused():
     bits = np.zeros((A, N), np.uint16)
     args = [np.array([0, 1, 2, 3]), np.array([0, 2]), np.array([2, 9]), bits, bits, 2, A, N,
             np.ones((K, A), np.int64), np.zeros((K, A, R), np.int64), None, T, R,
-            np.zeros((T, R, K, A)), np.zeros((T, K, A))]
+            np.zeros((T, R, K, A)), np.zeros((T, K, A)), 0, K]
     with pytest.raises(ValueError, match="out of range"):
         _curves.per_class(*args)
     args[2] = np.array([2, 4])
@@ -87,3 +87,20 @@ def test_bad_segments_are_refused():
     args[13] = np.zeros((T, R, K + 1, A))   # precision of the wrong size
     with pytest.raises(ValueError, match="precision"):
         _curves.per_class(*args)
+    args[13] = np.zeros((T, R, K, A))
+    args[16] = K + 1   # classes past the end
+    with pytest.raises(ValueError, match="out of range"):
+        _curves.per_class(*args)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_threads_write_what_one_writes(monkeypatch, seed):
+    """Class halves computed on two threads into uninitialised arrays: every entry written, as one
+    thread writes it (and as the numpy path does)."""
+    ev, m = matching(seed, "lvis")
+    one = both(monkeypatch, m, None, ev.params, ev.num_classes)
+    monkeypatch.setenv("LVEVAL_PURE_CURVES", "0")
+    monkeypatch.setattr(accumulate, "_THREADS_ABOVE", 1)
+    two = accumulate.per_class(m, None, ev.params, ev.num_classes)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
