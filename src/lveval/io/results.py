@@ -461,6 +461,9 @@ def _from_buffer(p: str, gt=None) -> Detections:
     return d
 
 
+_DIGEST_WINDOW = 64 << 20
+
+
 class PendingDigest:
     """The sha256 of a regular file, computed in a background thread from the moment it is made.
 
@@ -478,13 +481,20 @@ class PendingDigest:
         self._thread.start()
 
     def _run(self, path: str) -> None:
-        try:
-            h = hashlib.sha256()
+        import mmap
+
+        try:   # large windows of a map: hashlib lets go of the interpreter for a whole window, and
+            h = hashlib.sha256()   # takes it back (which can wait for the main thread) once per window
             with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    h.update(chunk)
+                size = os.fstat(f.fileno()).st_size
+                if size:
+                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm, memoryview(mm) as view:
+                        for lo in range(0, size, _DIGEST_WINDOW):
+                            hi = min(size, lo + _DIGEST_WINDOW)
+                            h.update(view[lo:hi])
+                            _drop_pages(mm, lo, hi)   # never resident whole
             self._value = "sha256:" + h.hexdigest()
-        except OSError:
+        except (OSError, ValueError):
             self._value = None
 
     def result(self) -> str | None:
