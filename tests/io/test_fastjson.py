@@ -15,7 +15,8 @@ import pytest
 
 from lveval.exceptions import InputError
 from lveval.io import fastjson
-from lveval.io.results import _ARRAY, _columns, load_results
+from lveval.io.decoders import ARRAY as _ARRAY
+from lveval.io.results import _columns, load_results
 
 if not fastjson.available():
     if os.environ.get("CI"):

@@ -205,7 +205,8 @@ def test_mutated_mask_files_are_never_accepted_wrongly():
     accepts too, with the same columns and strings; the rest the reader leaves alone."""
     import msgspec
 
-    from lveval.io.results import _ARRAY, _columns
+    from lveval.io.decoders import ARRAY as _ARRAY
+    from lveval.io.results import _columns
 
     rng = np.random.default_rng(5)
     recs = [f'{{"image_id":{i},"category_id":{7 - i},"score":0.5,"bbox":[1,2,3,4],'

@@ -162,7 +162,7 @@ def test_chunked_pieces_must_agree_on_masks(tmp_path, monkeypatch):
     import orjson
 
     from lveval.exceptions import InputError
-    from lveval.io import chunks, results
+    from lveval.io import chunks, decoders, results
 
     recs = [{"image_id": 1, "category_id": 1, "score": 0.5, "bbox": [1, 1, 4, 4],
              "segmentation": {"size": [10, 10], "counts": "0d1"}} for _ in range(400)]
@@ -171,5 +171,5 @@ def test_chunked_pieces_must_agree_on_masks(tmp_path, monkeypatch):
     p.write_bytes(orjson.dumps(recs))
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 4096)
     with pytest.raises(InputError) as e:
-        chunks.decode_chunked(str(p), results._ARRAY, results._columns, chunks.concat_columns)
+        chunks.decode_chunked(str(p), decoders.ARRAY, results._columns, chunks.concat_columns)
     assert e.value.record == 400 and e.value.field == "segmentation"

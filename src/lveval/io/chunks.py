@@ -10,11 +10,14 @@ fall back to decoding the whole file, which also produces the precise error.
 from __future__ import annotations
 
 import mmap
+from typing import TYPE_CHECKING
 
-import msgspec
 import numpy as np
 
 from .scan import array_edges, next_record
+
+if TYPE_CHECKING:
+    import msgspec
 
 CHUNK_BYTES = 8 << 20   # small pieces stay in cache: measured faster than whole-file decoding
 
@@ -54,6 +57,8 @@ class _Known:
 
 def _pieces(mm, view, edges, h, path, decoder, to_columns):
     """Columns of each ~CHUNK_BYTES piece between the array's brackets, hashing as it goes."""
+    from .decoders import ERRORS
+
     pos, end = edges
     h.update(view[:pos])
     hashed = pos
@@ -66,7 +71,7 @@ def _pieces(mm, view, edges, h, path, decoder, to_columns):
         piece = b"[" + mm[pos:cut] + b"]"
         try:
             recs = decoder.decode(piece)
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        except (*ERRORS, RecursionError):
             return None
         from .jsonfile import repeated_keys_suspect
 

@@ -11,7 +11,6 @@ import os
 import re
 from contextlib import contextmanager
 
-import msgspec
 import numpy as np
 import orjson
 
@@ -281,6 +280,8 @@ def decode_error(exc: Exception, buf: bytes, path: str, *, record_base: int = 0,
     ``line`` is given for JSON Lines (one record per line, ``buf`` is the line);
     otherwise ``buf`` is a whole JSON array and records are found by position.
     """
+    import msgspec  # only on errors: the compiled reader needs none of it
+
     msg = str(exc)
     jsonl = line is not None
     if isinstance(exc, msgspec.ValidationError):

@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 import numpy as np
 
 from ..exceptions import InputError, Notices
@@ -34,20 +33,6 @@ from .jsonfile import (
     strip_bom,
     too_deep_error,
 )
-
-_Int64 = Annotated[int, msgspec.Meta(ge=-2 ** 63, le=2 ** 63 - 1)]   # ids must fit the int64 columns
-
-
-class _Det(msgspec.Struct, gc=False):
-    image_id: _Int64
-    category_id: _Int64
-    score: float
-    bbox: tuple[float, float, float, float] | None = None
-    segmentation: Any = None
-
-
-_ARRAY = msgspec.json.Decoder(list[_Det])
-_ONE = msgspec.json.Decoder(_Det)
 
 
 @dataclass
@@ -166,10 +151,12 @@ def _from_json_array(buf: bytes, path: str) -> Detections:
         hint = " (this looks like a ground-truth file)" if looks_gt else ""
         raise InputError(f"expected a JSON array of detections at the top level, got {kind}{hint}",
                          path=path)
+    from .decoders import ARRAY, ERRORS
+
     try:
         with no_gc():
-            dets = _ARRAY.decode(buf)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            dets = ARRAY.decode(buf)
+    except ERRORS as exc:
         raise decode_error(exc, buf, path) from None
     except RecursionError:
         raise too_deep_error(buf, path) from None
@@ -186,6 +173,8 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
     if not buf.strip():
         raise InputError(_EMPTY if not buf else "file holds only whitespace; an empty result set is "
                          "written as [] in a .json file", path=path)
+    from .decoders import ERRORS, ONE
+
     lines = buf.split(b"\n")
     dets, line_nos = [], []
     with no_gc():
@@ -193,8 +182,8 @@ def _from_json_lines(buf: bytes, path: str) -> Detections:
             if not raw.strip():
                 continue
             try:
-                dets.append(_ONE.decode(raw))
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                dets.append(ONE.decode(raw))
+            except ERRORS as exc:
                 raise decode_error(exc, raw, path, record_base=len(dets), line=ln) from None
             except RecursionError:
                 raise too_deep_error(raw, path, record_base=len(dets), line=ln) from None
@@ -390,12 +379,14 @@ def _from_python(obj, path: str) -> Detections:
                           segm=None if segm is None else list(segm), path=path,
                           record=np.arange(n, dtype=np.int64))
     if isinstance(obj, (list, tuple)):
+        from .decoders import ValidationError, convert
+
         try:
-            dets = msgspec.convert(list(obj), list[_Det])
-        except msgspec.ValidationError:
+            dets = convert(list(obj))
+        except ValidationError:
             try:   # numpy scalars and arrays (np.int64 ids, np.float32 scores) are fine as values
-                dets = msgspec.convert([_plain(r) for r in obj], list[_Det])
-            except msgspec.ValidationError as exc:
+                dets = convert([_plain(r) for r in obj])
+            except ValidationError as exc:
                 raise decode_error(exc, b"", path) from None
         return _columns(dets, path)
     raise TypeError(f"results must be a path, a list of dicts, a dict of columns or Detections, "
@@ -537,10 +528,10 @@ def load_results(source: Any, *, path: str | None = None, gt=None, measure_masks
 
         check_memory(p, size, fmt, gt=gt, held=gt_held(gt))
         if fmt == "parquet":
-            d = _from_parquet(p)
-            if digest is not None and d.digest is None:
-                d.digest = digest.result()
-            return d
+            pq_d = _from_parquet(p)
+            if digest is not None and pq_d.digest is None:
+                pq_d.digest = digest.result()
+            return pq_d
         known = digest.result if digest is not None else None
         taken = None
         if fmt in ("json", "jsonl"):   # plain box or mask records: compiled reader, no object per record
@@ -548,8 +539,10 @@ def load_results(source: Any, *, path: str | None = None, gt=None, measure_masks
             if d is not None:
                 return d
         if fmt == "json" and size > CHUNKED_ABOVE:   # large arrays: decode piece by piece
+            from .decoders import ARRAY
+
             with no_gc():
-                d = decode_chunked(p, _ARRAY, _columns, concat_columns, digest=taken or (known and known()))
+                d = decode_chunked(p, ARRAY, _columns, concat_columns, digest=taken or (known and known()))
             if d is not None:
                 return d
             check_memory(p, size, fmt, whole=True, gt=gt, held=gt_held(gt))   # the precise error needs the whole file

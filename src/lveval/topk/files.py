@@ -13,8 +13,8 @@ import numpy as np
 
 from ..exceptions import InputError
 from ..io import fastjson
+from ..io.decoders import Int64 as _I64  # ids must fit int64 columns
 from ..io.jsonfile import open_stream, repeated_key_error, repeated_keys_suspect
-from ..io.results import _Int64 as _I64  # ids must fit int64 columns
 from .known import _KnownIds
 from .pool import _Pool
 from .records import _fmt, _Records

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
+from ..io.decoders import ARRAY as _FULL_DECODER  # the loader's own record decoder
 from ..io.parquet import ParquetStream, results_table
-from ..io.results import _ARRAY as _FULL_DECODER  # the loader's own record decoder
 
 
 class _Writer:
