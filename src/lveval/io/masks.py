@@ -22,7 +22,7 @@ try:
 except ImportError:   # built without a C compiler
     _rle = None
 
-_THREADS_ABOVE = 200_000   # rows above which the compiled routines run on two threads
+_THREADS_ABOVE = 20_000   # rows above which the compiled routines run on two threads (stats: ~0.6 us a mask)
 _PAIRS_THREADS_ABOVE = 10_000   # pairs above which IoU runs on two threads (a pair decodes two masks)
 
 
