@@ -97,6 +97,7 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     ``release(lo, hi)`` is called once a window is done (a memory map can drop those pages), so
     the file is never resident whole. The mask strings go into one buffer, no copy per piece.
     ``measure``: each piece's masks are also validated and measured (``RLEColumn.measured``)."""
+    from . import masks
     from .masks import RLEColumn
 
     if not available():
@@ -108,7 +109,8 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     store = mmap.mmap(-1, max(end - start, 1))
     counts = np.frombuffer(store, np.uint8)
     view = memoryview(buf)
-    parts, measured, used, hashed = [], [], 0, 0
+    parts, used, hashed, rows = [], 0, 0, 0
+    meter = _Meter((end - start) // (MIN_MASK_RECORD - 1) + 1) if measure and masks.compiled() else None
     try:
         with ThreadPoolExecutor(threads + 1) as pool:
             wcuts = _cuts(buf, start, end, max(1, -(-(end - start) // WINDOW)), lines)
@@ -120,20 +122,23 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
                 pieces = max(1, min(threads, (we - ws) // MIN_PIECE))
                 cuts = _cuts(buf, ws, we, pieces, lines)
                 spans = list(zip(cuts[0::2], cuts[1::2]))
-                got = list(pool.map(lambda sp: _parse_and_measure(buf, sp[0], sp[1], lines,
-                                                                  counts[sp[0] - start:sp[1] - start], measure),
-                                    spans))
+                got = list(pool.map(lambda sp: _parse_masks(buf, sp[0], sp[1], lines,
+                                                            counts[sp[0] - start:sp[1] - start]), spans))
                 if todo is not None:
                     todo.result()
                 if any(p is None for p in got):
                     return None
-                for (ps, _), (p, m) in zip(spans, got):   # close the gaps: each piece's strings after the last
+                placed = []
+                for (ps, _), p in zip(spans, got):   # close the gaps: each piece's strings after the last
                     n = p[8]
                     if ps - start != used:
                         counts[used:used + n] = counts[ps - start:ps - start + n]
                     parts.append(p[:7] + (p[7] + used,) + p[9:])
-                    measured.append(m)
+                    placed.append((parts[-1], rows))
                     used += n
+                    rows += len(p[5])
+                if meter is not None:   # each piece's masks validated and measured where they now lie
+                    list(pool.map(lambda q: meter.measure(counts, *q), placed))
                 _drop(store, used, we - start)
                 if release is not None:
                     release(ws, we)
@@ -149,28 +154,34 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
     cat = (lambda k: parts[0][k]) if len(parts) == 1 else (lambda k: np.concatenate([p[k] for p in parts]))
     off = np.concatenate([p[7][:-1] for p in parts] + [np.array([used], np.int64)])
     col = RLEColumn(counts[:used], off, cat(5), cat(6))
-    if measured and all(m is not None for m in measured):
-        col.measured = tuple(None if any(m[k] is None for m in measured) else
-                             measured[0][k] if len(measured) == 1 else np.concatenate([m[k] for m in measured])
-                             for k in range(3))
+    if meter is not None:
+        col.measured = meter.result(rows)
     out = (cat(0), cat(1), cat(2), cat(3) if has.all() and len(has) else None, col)
     return out + ((cat(8),) if lines else ())
 
 
-def _parse_and_measure(buf, start: int, end: int, lines: bool, counts: np.ndarray, measure: bool):
-    """:func:`_parse_masks`, then the piece's masks validated and measured (``masks.stats``: ok, area,
-    and boxes unless every record carries a bbox) while their strings are still in the cache: (columns,
-    (ok, area, box or None)), the second None without the compiled RLE routines; None if parsing bails."""
-    from . import masks
+class _Meter:
+    """Validity, area and box of every mask as the reader places it (``masks.stats``), written into
+    arrays sized for the most records the text can hold: pages never written are never allocated,
+    and the rows are in place when reading ends (no per-piece arrays to join)."""
 
-    p = _parse_masks(buf, start, end, lines, counts)
-    if p is None:
-        return None
-    if not (measure and masks.compiled()):
-        return p, None
-    has_bbox, h, w, off = p[4], p[5], p[6], p[7]
-    piece = masks.RLEColumn(counts, off, h, w)
-    return p, masks.stats(piece, boxes=not (len(h) and has_bbox.all()), threads=False)
+    def __init__(self, cap: int):
+        self.status, self.area = np.empty(cap, np.uint8), np.empty(cap)
+        self.box: np.ndarray | None = None
+        self.cap = cap
+
+    def measure(self, counts: np.ndarray, p: tuple, row0: int) -> None:
+        from . import masks
+
+        has_bbox, h, w, off = p[4], p[5], p[6], p[7]
+        n = len(h)
+        if n and not has_bbox.all() and self.box is None:   # boxes only for records without one
+            self.box = np.empty((self.cap, 4))
+        box = None if self.box is None or (n and has_bbox.all()) else self.box[row0:row0 + n]
+        masks.measure_into(counts, off, h, w, self.status[row0:row0 + n], self.area[row0:row0 + n], box)
+
+    def result(self, rows: int) -> tuple:
+        return self.status[:rows] == 0, self.area[:rows], None if self.box is None else self.box[:rows]
 
 
 def _parse(buf, start: int, end: int, lines: bool):

@@ -170,6 +170,14 @@ def _split(n: int, fn, above: int | None = None) -> None:
             f.result()
 
 
+def measure_into(data: np.ndarray, offsets: np.ndarray, h: np.ndarray, w: np.ndarray, status: np.ndarray,
+                 area: np.ndarray, box: np.ndarray | None) -> None:
+    """:func:`stats` of the masks ``data[offsets[i]:offsets[i + 1]]`` (sizes ``h``, ``w``) written into the
+    given rows: ``status`` (uint8, 0 when valid), ``area``, and ``box`` (n, 4) unless None. Compiled
+    routines only; on the caller's thread."""
+    _rle.stats(data, offsets, h, w, status, area, box, 0, len(h))
+
+
 def stats(col: RLEColumn, boxes: bool = True, threads: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(ok, area, bbox) of every mask: ok when its string decodes (as pycocotools' rleFrString) to
     non-negative runs summing to h * w; area and xywh box as pycocotools' ``area`` and ``toBbox``
