@@ -122,23 +122,22 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
                 pieces = max(1, min(threads, (we - ws) // MIN_PIECE))
                 cuts = _cuts(buf, ws, we, pieces, lines)
                 spans = list(zip(cuts[0::2], cuts[1::2]))
-                got = list(pool.map(lambda sp: _parse_masks(buf, sp[0], sp[1], lines,
-                                                            counts[sp[0] - start:sp[1] - start]), spans))
+                got = list(pool.map(lambda sp: _parse_and_measure(buf, sp[0], sp[1], lines,
+                                                                  counts[sp[0] - start:sp[1] - start],
+                                                                  meter is not None), spans))
                 if todo is not None:
                     todo.result()
-                if any(p is None for p in got):
+                if any(g is None for g in got):
                     return None
-                placed = []
-                for (ps, _), p in zip(spans, got):   # close the gaps: each piece's strings after the last
+                for (ps, _), (p, m) in zip(spans, got):   # close the gaps: each piece's strings after the last
                     n = p[8]
                     if ps - start != used:
                         counts[used:used + n] = counts[ps - start:ps - start + n]
                     parts.append(p[:7] + (p[7] + used,) + p[9:])
-                    placed.append((parts[-1], rows))
+                    if meter is not None:
+                        meter.put(rows, *m)
                     used += n
                     rows += len(p[5])
-                if meter is not None:   # each piece's masks validated and measured where they now lie
-                    list(pool.map(lambda q: meter.measure(counts, *q), placed))
                 _drop(store, used, we - start)
                 if release is not None:
                     release(ws, we)
@@ -161,27 +160,45 @@ def mask_columns(buf, start: int, end: int, threads: int | None = None, lines: b
 
 
 class _Meter:
-    """Validity, area and box of every mask as the reader places it (``masks.stats``), written into
-    arrays sized for the most records the text can hold: pages never written are never allocated,
-    and the rows are in place when reading ends (no per-piece arrays to join)."""
+    """Validity, area and box of every mask (``masks.stats``), gathered into arrays sized for the most
+    records the text can hold: pages never written are never allocated, and the rows are in place
+    when reading ends (no per-piece arrays to join at the end)."""
 
     def __init__(self, cap: int):
         self.status, self.area = np.empty(cap, np.uint8), np.empty(cap)
         self.box: np.ndarray | None = None
         self.cap = cap
 
-    def measure(self, counts: np.ndarray, p: tuple, row0: int) -> None:
-        from . import masks
-
-        has_bbox, h, w, off = p[4], p[5], p[6], p[7]
-        n = len(h)
-        if n and not has_bbox.all() and self.box is None:   # boxes only for records without one
-            self.box = np.empty((self.cap, 4))
-        box = None if self.box is None or (n and has_bbox.all()) else self.box[row0:row0 + n]
-        masks.measure_into(counts, off, h, w, self.status[row0:row0 + n], self.area[row0:row0 + n], box)
+    def put(self, row0: int, status: np.ndarray, area: np.ndarray, box: np.ndarray | None) -> None:
+        n = len(status)
+        self.status[row0:row0 + n] = status
+        self.area[row0:row0 + n] = area
+        if box is not None:   # records without a bbox (with one in some records, the reader gives up)
+            if self.box is None:
+                self.box = np.empty((self.cap, 4))
+            self.box[row0:row0 + n] = box
 
     def result(self, rows: int) -> tuple:
         return self.status[:rows] == 0, self.area[:rows], None if self.box is None else self.box[:rows]
+
+
+def _parse_and_measure(buf, start: int, end: int, lines: bool, counts: np.ndarray, measure: bool):
+    """:func:`_parse_masks`, then (``measure``) the piece's masks validated and measured while their
+    strings are still in the cache: (columns, (status, area, box or None) or None); None if parsing
+    bails. Boxes are computed unless every record carries a bbox."""
+    from . import masks
+
+    p = _parse_masks(buf, start, end, lines, counts)
+    if p is None:
+        return None
+    if not measure:
+        return p, None
+    has_bbox, h, w, off = p[4], p[5], p[6], p[7]
+    n = len(h)
+    status, area = np.empty(n, np.uint8), np.empty(n)
+    box = None if not n or has_bbox.all() else np.empty((n, 4))
+    masks.measure_into(counts, off, h, w, status, area, box)
+    return p, (status, area, box)
 
 
 def _parse(buf, start: int, end: int, lines: bool):
