@@ -46,7 +46,8 @@ def test_compact_summary_equals_the_full_array_means(seed):
         p[:] = -1                                         # nothing valid
     groups = {"r": rng.choice(K, int(rng.integers(0, K + 1)), replace=False),
               "c": np.sort(rng.choice(K, int(rng.integers(0, K + 1)), replace=False)),
-              "_split": rng.integers(0, K, int(rng.integers(1, 2 * K + 1)))}   # unsorted, repeated
+              "_split": rng.integers(0, K, int(rng.integers(1, 2 * K + 1))),   # unsorted, repeated
+              "f": rng.random(K) < 0.5}                                          # a boolean mask
     gt = SimpleNamespace()
     recall = rng.random((T, K, A))
     got = summarize(p, recall, params, gt, groups=groups)
