@@ -28,6 +28,7 @@ import numpy as np
 
 from .match import Matching
 from .params import Params
+from .threads import halves
 
 try:
     from . import _curves  # type: ignore[attr-defined]
@@ -38,19 +39,6 @@ _EPS = np.spacing(1)
 
 
 _THREADS_ABOVE = 50_000   # detections above which the compiled curves run on two threads
-
-
-def _halves(n: int, fn, large: bool) -> None:
-    """``fn(0, n)``, or ``fn`` on two halves on two threads when ``large`` (the compiled routine releases the
-    interpreter; the halves write disjoint entries)."""
-    if not large or n < 2 or (os.cpu_count() or 1) < 2:
-        fn(0, n)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(2) as pool:
-        for f in [pool.submit(fn, 0, n // 2), pool.submit(fn, n // 2, n)]:
-            f.result()
 
 
 def compiled() -> bool:
@@ -146,7 +134,7 @@ def per_class(m: Matching, subset: np.ndarray | None, params: Params, num_cats: 
             _curves.per_class(order, lo, hi, mat, ign, mat.dtype.itemsize, mat.shape[0], mat.shape[1], g, steps, w,
                               T, R, precision, recall, k0, k1)
 
-        _halves(num_cats, run, large=len(order) >= _THREADS_ABOVE or num_cats >= 1000)
+        halves(num_cats, run, len(order) >= _THREADS_ABOVE or num_cats >= 1000)   # class halves write apart
         return precision, recall
     for k in np.flatnonzero((ngt > 0).any(axis=1)):
         seg = idx[lo[k]:hi[k]]

@@ -5,7 +5,6 @@ protocol from that one matching pass.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from . import __version__
 from .accumulate import per_class, pooled
 from .exceptions import Notices
 from .io.gt import GroundTruth, load_gt
-from .io.results import Detections, bind, coverage_warning, load_results, pending_digest
+from .io.results import Detections, bind, coverage_warning, file_sha256, load_results, pending_digest
 from .match import Matching, match
 from .params import CHALLENGES, MASK_IOU_TYPES, PROTOCOLS, Dataset, IouType, Params, Policy, Protocol, challenge_settings
 from .select import agnostic_order, cap_per_image, evaluable_area, federated_mask, score_order, top_k_per_class
@@ -178,11 +177,7 @@ class EvalResult:
 def file_digest(source) -> str | None:
     """sha256 of an input file (recorded in outputs for reproducibility)."""
     if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
-        h = hashlib.sha256()
-        with open(source, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        return "sha256:" + h.hexdigest()
+        return file_sha256(str(source))
     return None
 
 

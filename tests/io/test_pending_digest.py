@@ -79,3 +79,25 @@ def test_no_pending_digest_for_pipes_and_objects(tmp_path):
     assert R.pending_digest(str(fifo)) is None
     assert R.pending_digest([{"image_id": 1}]) is None
     assert R.pending_digest(str(tmp_path / "missing.json")) is None
+
+
+def test_file_sha256_equals_hashlib(tmp_path, monkeypatch):
+    """Windows of a map (several, with a small window), an empty file, and a file read instead of
+    mapped all give hashlib's digest of the bytes."""
+    import os
+
+    monkeypatch.setattr(R, "_DIGEST_WINDOW", 4096)
+    b = os.urandom(3 * 4096 + 123)
+    p = tmp_path / "f.bin"
+    p.write_bytes(b)
+    assert R.file_sha256(str(p)) == _sha(b)
+    e = tmp_path / "e.bin"
+    e.write_bytes(b"")
+    assert R.file_sha256(str(e)) == _sha(b"")
+    import mmap
+
+    def no_map(*a, **k):
+        raise OSError("no map here")
+
+    monkeypatch.setattr(mmap, "mmap", no_map)
+    assert R.file_sha256(str(p)) == _sha(b)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ..threads import halves
 
 try:
     from . import _rle  # type: ignore[attr-defined]
@@ -161,13 +162,7 @@ def pack(masks: list, h: np.ndarray, w: np.ndarray) -> tuple[RLEColumn, np.ndarr
 def _split(n: int, fn, above: int | None = None) -> None:
     """``fn(start, stop)`` over 0..n, on two threads when n is ``above`` or more (default
     ``_THREADS_ABOVE``; the C routines release the GIL)."""
-    if n < (_THREADS_ABOVE if above is None else above) or (os.cpu_count() or 1) < 2:
-        fn(0, n)
-        return
-    mid = n // 2
-    with ThreadPoolExecutor(2) as pool:
-        for f in [pool.submit(fn, 0, mid), pool.submit(fn, mid, n)]:
-            f.result()
+    halves(n, fn, n >= (_THREADS_ABOVE if above is None else above))
 
 
 def measure_into(data: np.ndarray, offsets: np.ndarray, h: np.ndarray, w: np.ndarray, status: np.ndarray,

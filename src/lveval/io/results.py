@@ -455,6 +455,32 @@ def _from_buffer(p: str, gt=None) -> Detections:
 _DIGEST_WINDOW = 64 << 20
 
 
+def file_sha256(path: str) -> str:
+    """``"sha256:" + hex digest`` of a regular file, hashed in 64 MB windows of a memory map: hashlib
+    lets go of the interpreter for a whole window and takes it back once per window (a 4 MB read
+    loop takes it back, and may wait for another thread, 16 times as often); pages are dropped
+    behind, so the file is never resident whole."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except (OSError, ValueError):   # a file that cannot be mapped is read
+            mm = None
+        h = hashlib.sha256()
+        if mm is None:   # also files whose size says 0 but that hold bytes (/proc)
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+            return "sha256:" + h.hexdigest()
+        with mm, memoryview(mm) as view:
+            for lo in range(0, size, _DIGEST_WINDOW):
+                hi = min(size, lo + _DIGEST_WINDOW)
+                h.update(view[lo:hi])
+                _drop_pages(mm, lo, hi)
+    return "sha256:" + h.hexdigest()
+
+
 class PendingDigest:
     """The sha256 of a regular file, computed in a background thread from the moment it is made.
 
@@ -472,19 +498,8 @@ class PendingDigest:
         self._thread.start()
 
     def _run(self, path: str) -> None:
-        import mmap
-
-        try:   # large windows of a map: hashlib lets go of the interpreter for a whole window, and
-            h = hashlib.sha256()   # takes it back (which can wait for the main thread) once per window
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size:
-                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm, memoryview(mm) as view:
-                        for lo in range(0, size, _DIGEST_WINDOW):
-                            hi = min(size, lo + _DIGEST_WINDOW)
-                            h.update(view[lo:hi])
-                            _drop_pages(mm, lo, hi)   # never resident whole
-            self._value = "sha256:" + h.hexdigest()
+        try:
+            self._value = file_sha256(path)
         except (OSError, ValueError):
             self._value = None
 
