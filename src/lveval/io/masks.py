@@ -36,12 +36,12 @@ class RLEColumn(Sequence):
     """N compressed RLE masks: ``data`` (uint8, the strings end to end), ``offsets`` (int64, N + 1),
     ``h`` and ``w`` (int64, N). Item ``i`` is pycocotools' dict ``{"size": [h, w], "counts": bytes}``."""
 
-    def __init__(self, data, offsets, h, w, box=None, measured=None):
+    def __init__(self, data, offsets, h, w, box=None):
         self.box = box   # optional (N, 4) xywh boxes of the masks (pycocotools' toBbox), set by stats users
         # optional (ok, area, box or None) of every row, as :func:`stats` gives them: the JSON reader
         # measures the masks while it parses them, so binding does not read the strings again (binding
         # then drops it; rows taken from the column, or a pickled copy, do not carry it)
-        self.measured = measured
+        self.measured: tuple | None = None
         self.data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) \
             else np.ascontiguousarray(data, np.uint8)
         self.offsets = np.ascontiguousarray(offsets, np.int64)
@@ -173,11 +173,11 @@ def measure_into(data: np.ndarray, offsets: np.ndarray, h: np.ndarray, w: np.nda
     _rle.stats(data, offsets, h, w, status, area, box, 0, len(h))
 
 
-def stats(col: RLEColumn, boxes: bool = True, threads: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def stats(col: RLEColumn, boxes: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(ok, area, bbox) of every mask: ok when its string decodes (as pycocotools' rleFrString) to
     non-negative runs summing to h * w; area and xywh box as pycocotools' ``area`` and ``toBbox``
     (zeros for invalid rows). ``boxes=False``: bbox is None (about half the work). ``col.measured``,
-    when set, is returned instead of measuring again; ``threads=False``: one thread (the caller's)."""
+    when set, is returned instead of measuring again."""
     n = len(col)
     got = col.measured
     if got is not None and (not boxes or got[2] is not None):
@@ -186,8 +186,7 @@ def stats(col: RLEColumn, boxes: bool = True, threads: bool = True) -> tuple[np.
     box = np.zeros((n, 4)) if boxes else None
     if compiled():
         status = np.empty(n, np.uint8)
-        _split(n, lambda a, b: _rle.stats(col.data, col.offsets, col.h, col.w, status, area, box, a, b),
-               None if threads else n + 1)
+        _split(n, lambda a, b: _rle.stats(col.data, col.offsets, col.h, col.w, status, area, box, a, b))
         return status == 0, area, box
     from pycocotools import mask as mask_utils
 

@@ -595,19 +595,18 @@ def _from_json_boxes(path: str, lines: bool = False, measure: bool = False,
             with_masks = mm.find(b'"segmentation"', edges[0], min(edges[1], edges[0] + (1 << 16))) >= 0
             with_masks = with_masks and (first_end < 0 or mm.find(b'"segmentation"', edges[0], first_end) >= 0)
             try:
-                if with_masks and digest is not None:   # hashed already (or meanwhile): released window by window
-                    cols = fastjson.mask_columns(mm, *edges, lines=lines, measure=measure,
-                                                 release=lambda lo, hi: _drop_pages(mm, lo, hi))
-                    digest = digest() or "sha256:" + hashlib.sha256(view).hexdigest()
-                elif with_masks:   # hashed and released window by window: never resident whole
-                    hasher = hashlib.sha256()
+                if with_masks:   # hashed (unless known) and released window by window: never resident whole
+                    hasher = hashlib.sha256() if digest is None else None
                     cols = fastjson.mask_columns(mm, *edges, lines=lines, hasher=hasher, measure=measure,
                                                  release=lambda lo, hi: _drop_pages(mm, lo, hi))
-                    if cols is not None:
-                        hasher.update(view[edges[1]:])
+                    if hasher is None:
+                        digest = digest() or "sha256:" + hashlib.sha256(view).hexdigest()
                     else:
-                        hasher = hashlib.sha256(view)
-                    digest = "sha256:" + hasher.hexdigest()
+                        if cols is not None:
+                            hasher.update(view[edges[1]:])
+                        else:
+                            hasher = hashlib.sha256(view)
+                        digest = "sha256:" + hasher.hexdigest()
                 elif digest is not None:
                     cols = fastjson.box_columns(mm, *edges, lines=lines)
                     digest = digest() or "sha256:" + hashlib.sha256(view).hexdigest()
